@@ -1,0 +1,106 @@
+"""Model inputs as the API accepts them: a tensor, positional arguments, or keyword arguments.
+
+:class:`Inputs` is the one normalised form every check works on. It knows how to call a model,
+find the batched tensors, and rebuild itself with some tensors replaced; non-tensor entries
+ride along untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """Positional and keyword arguments; ``single`` marks a lone tensor given as is."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    single: bool = False
+
+    @classmethod
+    def of(cls, inputs: Any, *, name: str = "inputs") -> Inputs:
+        """Normalise what the user passed; raise ``TypeError`` naming ``name`` otherwise."""
+        import torch
+
+        if isinstance(inputs, Inputs):
+            return inputs
+        if isinstance(inputs, torch.Tensor):
+            return cls((inputs,), {}, single=True)
+        if isinstance(inputs, (tuple, list)):
+            return cls(tuple(inputs), {})
+        if isinstance(inputs, Mapping):
+            bad = [k for k in inputs if not isinstance(k, str)]
+            if bad:
+                raise TypeError(
+                    f"{name}= is a mapping with non-string keys {bad!r}; keyword arguments need "
+                    "string keys. Pass positional arguments as a tuple instead."
+                )
+            return cls((), dict(inputs))
+        raise TypeError(
+            f"{name}= must be a tensor, a tuple/list of positional arguments or a dict of "
+            f"keyword arguments; got {type(inputs).__name__}."
+        )
+
+    def call(self, model: Callable[..., Any]) -> Any:
+        return model(*self.args, **self.kwargs)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """(label, value) for every argument; labels read like ``inputs[0]`` / ``inputs['x']``."""
+        for i, a in enumerate(self.args):
+            yield ("inputs" if self.single else f"inputs[{i}]"), a
+        for k, v in self.kwargs.items():
+            yield f"inputs[{k!r}]", v
+
+    def tensors(self) -> list[tuple[str, Any]]:
+        import torch
+
+        return [(label, v) for label, v in self.items() if isinstance(v, torch.Tensor)]
+
+    def map(self, fn: Callable[[str, Any], Any]) -> Inputs:
+        """A copy with every tensor ``t`` (labelled ``label``) replaced by ``fn(label, t)``."""
+        import torch
+
+        labels = dict(self.items())
+        inv = {id(v): k for k, v in labels.items()}
+
+        def conv(v: Any) -> Any:
+            return fn(inv[id(v)], v) if isinstance(v, torch.Tensor) else v
+
+        return Inputs(
+            tuple(conv(a) for a in self.args),
+            {k: conv(v) for k, v in self.kwargs.items()},
+            self.single,
+        )
+
+    def to(self, device: Any) -> Inputs:
+        return self.map(lambda _label, t: t.to(device))
+
+    def batched(self, batch_dim: int, *, name: str = "inputs") -> tuple[int, list[str]]:
+        """The batch size and the labels of the tensors that carry the batch.
+
+        Every tensor must have ``batch_dim`` and agree on its length; raises ``ValueError``
+        naming the argument otherwise.
+        """
+        tensors = self.tensors()
+        if not tensors:
+            raise ValueError(f"{name}= holds no tensor; pass the batch the model takes as input.")
+        sizes: dict[str, int] = {}
+        for label, t in tensors:
+            if t.dim() == 0 or not -t.dim() <= batch_dim < t.dim():
+                raise ValueError(
+                    f"batch_dim={batch_dim} is out of range for {label} of shape "
+                    f"{tuple(t.shape)}; pass the dimension that indexes samples (valid: "
+                    f"{-t.dim()}..{t.dim() - 1})."
+                )
+            sizes[label] = t.shape[batch_dim]
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{k} has {v}" for k, v in sizes.items())
+            raise ValueError(
+                f"{name}= have different batch sizes along batch_dim={batch_dim}: {listed}. "
+                "Pass tensors that share the batch; close over unbatched tensors (masks, "
+                "tables) in the model, e.g. model=lambda x: net(x, mask=mask)."
+            )
+        return next(iter(sizes.values())), list(sizes)
