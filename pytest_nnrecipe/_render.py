@@ -14,8 +14,8 @@ from typing import Any
 #: Cell glyphs for dependency matrices, worst first.
 VIOLATION, INCONCLUSIVE, ALLOWED, NONE = "#", "?", "o", "."
 MATRIX_LEGEND = (
-    f"legend: {VIOLATION} forbidden dependency   {ALLOWED} allowed dependency   "
-    f"{NONE} none   {INCONCLUSIVE} inconclusive (non-finite)"
+    f"legend: {VIOLATION} forbidden dependency  {ALLOWED} allowed dependency  "
+    f"{NONE} none  {INCONCLUSIVE} inconclusive"
 )
 MAX_SIDE = 32
 WIDTH = 60
