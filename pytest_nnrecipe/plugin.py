@@ -1,0 +1,412 @@
+"""The pytest plugin: ``--nn-*`` options, ``nn_*`` markers, device and seed fixtures, and one
+fixture per public check.
+
+Read top to bottom in the order pytest calls it: options, configure, xdist hooks, header,
+collection, runtest hooks, fixtures, helpers. The module is cheap to load: it imports pytest,
+the standard library and the torch-free parts of ``pytest_nnrecipe`` only. torch is imported
+when a test needs it (a fixture, a check) or at start-up under ``--nn-gpu``, and CUDA is
+initialised only by the tests themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+import shlex
+import sys
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import pytest_nnrecipe
+from pytest_nnrecipe import _binding, _context, _devices, _rng
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+#: Hypothesis support (settings profile, per-test seeds); pictures, the failing tests' nnrecipe
+#: report section and --nn-report; --nn-model (the recipe on a named factory); -p no:nnrecipe
+#: turns them off too.
+pytest_plugins = [
+    "pytest_nnrecipe._hypothesis_plugin",
+    "pytest_nnrecipe._report_plugin",
+    "pytest_nnrecipe._model_plugin",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The session's plugin settings, read once from the command line and the ini file."""
+
+    base_seed: int
+    gpu: bool
+    deterministic: bool
+    artifacts_dir: str | None
+    device: str  # this process's device: "cpu", or e.g. "cuda:0" under --nn-gpu
+    cuda_device_count: int = 0
+
+
+#: ``config.stash[SETTINGS]``: the session's :class:`Settings`.
+SETTINGS = pytest.StashKey[Settings]()
+#: ``item.stash[RUN_CONTEXT]``: the :class:`~pytest_nnrecipe._context.RunContext` of a test.
+RUN_CONTEXT = pytest.StashKey[_context.RunContext]()
+
+_WORKERINPUT_DEVICE_COUNT = "nn_cuda_device_count"
+_SEED_RANGE = f"an integer from 0 to {_rng.SEED_MODULUS - 1}"
+
+# --- options ------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nnrecipe", "neural-network recipe checks (pytest-nnrecipe)")
+    group.addoption(
+        "--nn-gpu",
+        action="store_true",
+        default=False,
+        help="run on CUDA: nn_device and the check fixtures use the GPU; one GPU per xdist "
+        "worker (gwN takes visible device N mod count). Stops at start if no GPU is usable.",
+    )
+    group.addoption(
+        "--nn-seed",
+        metavar="N",
+        default=None,
+        help="base seed (default: ini nn_seed, else 0); each test's seed is derived from it "
+        "and the test's node id.",
+    )
+    parser.addini("nn_seed", "base seed of pytest-nnrecipe (default 0)", default="0")
+    group.addoption(
+        "--nn-artifacts",
+        metavar="DIR",
+        default=None,
+        help="write pictures of failing checks (dependency matrices, loss curves, batches) "
+        "to DIR (default: ini nn_artifacts, else none).",
+    )
+    parser.addini(
+        "nn_artifacts", "directory for pictures of failing checks (relative to the ini file)"
+    )
+    group.addoption(
+        "--nn-deterministic",
+        action="store_true",
+        default=False,
+        help="deterministic kernels: torch.use_deterministic_algorithms(True) and "
+        "CUBLAS_WORKSPACE_CONFIG=:4096:8 (ini: nn_deterministic).",
+    )
+    parser.addini("nn_deterministic", "deterministic kernels, as --nn-deterministic", type="bool")
+
+
+# --- configure ----------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "nn_gpu: the test needs CUDA: it runs with --nn-gpu and is skipped without it. "
+        "Example: @pytest.mark.nn_gpu",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"nn_seed(n): run the test with seed n ({_SEED_RANGE}) instead of the one derived "
+        "from the base seed and its node id. Example: @pytest.mark.nn_seed(1234)",
+    )
+    settings = _read_settings(config)
+    config.stash[SETTINGS] = settings
+    if settings.deterministic:
+        # Read by cuBLAS when CUDA starts, which is later: in a test, never at load time.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    _cap_worker_threads(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "nnrecipe-xdist")
+
+
+def _read_settings(config: pytest.Config) -> Settings:
+    base_seed = _base_seed(config)  # the cheap checks first: the GPU probe imports torch
+    gpu = bool(config.getoption("nn_gpu"))
+    count = 0
+    device = "cpu"
+    if gpu:
+        count = _usable_cuda_device_count(config)
+        device = _pin_gpu(config, count)
+    return Settings(
+        base_seed=base_seed,
+        gpu=gpu,
+        deterministic=bool(
+            config.getoption("nn_deterministic") or config.getini("nn_deterministic")
+        ),
+        artifacts_dir=_artifacts_dir(config),
+        device=device,
+        cuda_device_count=count,
+    )
+
+
+def _base_seed(config: pytest.Config) -> int:
+    value = config.getoption("nn_seed")
+    source = "--nn-seed"
+    if value is None:
+        value, source = config.getini("nn_seed"), "ini nn_seed"
+    try:
+        seed = int(str(value).strip())
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < _rng.SEED_MODULUS:
+        raise pytest.UsageError(
+            f"{source}={value!r} is not a seed: expected {_SEED_RANGE}, e.g. --nn-seed=0 "
+            "(the base seed printed in the report header of the run to reproduce)."
+        )
+    return seed
+
+
+def _artifacts_dir(config: pytest.Config) -> str | None:
+    value = config.getoption("nn_artifacts")
+    base = config.invocation_params.dir
+    if not value:
+        value = config.getini("nn_artifacts")
+        base = config.inipath.parent if config.inipath else config.rootpath
+    return str((Path(base) / str(value)).resolve()) if value else None
+
+
+def _usable_cuda_device_count(config: pytest.Config) -> int:
+    """Visible CUDA devices; the session stops here with the reason if there are none."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and _WORKERINPUT_DEVICE_COUNT in workerinput:
+        return int(workerinput[_WORKERINPUT_DEVICE_COUNT])  # probed by the controller
+    probe = _devices.probe_cuda()
+    problem = _devices.why_unusable(probe, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if problem is not None:
+        raise pytest.UsageError(problem)
+    return probe.device_count
+
+
+def _pin_gpu(config: pytest.Config, count: int) -> str:
+    """This process's GPU: xdist worker gwN narrows CUDA_VISIBLE_DEVICES before CUDA starts."""
+    workerinput = getattr(config, "workerinput", None)
+    placement = _devices.place(
+        workerinput["workerid"] if workerinput is not None else None,
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+        count,
+        cuda_started=_cuda_started(),
+    )
+    if placement.cuda_visible_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = placement.cuda_visible_devices
+    return placement.device
+
+
+def _cap_worker_threads(config: pytest.Config) -> None:
+    """An xdist worker uses its share of the CPUs, unless the user set OMP_NUM_THREADS."""
+    if getattr(config, "workerinput", None) is None or "OMP_NUM_THREADS" in os.environ:
+        return
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = _devices.threads_per_worker(_cpu_count(), workers)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read when torch is imported
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(threads)  # imported already, e.g. by a conftest
+
+
+# --- xdist hooks (registered only when pytest-xdist is installed) -------------------------
+
+
+class XdistHooks:
+    def pytest_configure_node(self, node: Any) -> None:
+        """Hand the controller's CUDA device count to each worker, which pins its GPU with it
+        before anything in the worker touches CUDA."""
+        settings = node.config.stash[SETTINGS]
+        if settings.gpu:
+            node.workerinput[_WORKERINPUT_DEVICE_COUNT] = settings.cuda_device_count
+
+
+# --- header -------------------------------------------------------------------------------
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    settings = config.stash[SETTINGS]
+    extras = ", deterministic" if settings.deterministic else ""
+    if settings.artifacts_dir:
+        extras += f", artifacts in {settings.artifacts_dir}"
+    return (
+        f"nnrecipe: torch {_torch_version()}, {_device_summary(config, settings)}, "
+        f"base seed {settings.base_seed}{extras} (reproduce: pytest{_flags(settings)})"
+    )
+
+
+def _device_summary(config: pytest.Config, settings: Settings) -> str:
+    if not settings.gpu:
+        return "device cpu"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    count = f"{settings.cuda_device_count} visible"
+    if visible is not None:
+        count += f", CUDA_VISIBLE_DEVICES={visible}"
+    workers = getattr(config.option, "numprocesses", None) or 0
+    if workers:
+        return f"device cuda ({count}; xdist worker gwN on visible device N mod {settings.cuda_device_count})"
+    return f"device {settings.device} ({count})"
+
+
+# --- collection ---------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[SETTINGS].gpu:
+        return
+    skip = pytest.mark.skip(reason="nn_gpu test: needs CUDA, run with --nn-gpu")
+    for item in items:
+        if item.get_closest_marker("nn_gpu") is not None:
+            item.add_marker(skip)
+
+
+# --- runtest hooks ------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, Any, None]:
+    """Around setup, call and teardown: the test's run context, its seeded RNGs, and every
+    RNG state restored afterwards."""
+    settings = item.config.stash[SETTINGS]
+    seed = _test_seed(item, settings.base_seed)
+    ctx = _context.RunContext(
+        nodeid=item.nodeid,
+        seed=seed,
+        base_seed=settings.base_seed,
+        device=settings.device,
+        reproduce=f"pytest {shlex.quote(item.nodeid)}{_flags(settings)}",
+        artifacts_dir=settings.artifacts_dir,
+    )
+    item.stash[RUN_CONTEXT] = ctx
+    with _context.activate(ctx), _rng.preserved():
+        _rng.seed_all(seed)
+        yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    problem = _marker_problem(item)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    _apply_torch_settings(item.config)
+
+
+# A failing test's report section (seed, device, reproduce command, checks, pictures) is
+# written by pytest_nnrecipe._report_plugin, with the pictures it refers to.
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nn_device(request: pytest.FixtureRequest) -> torch.device:
+    """The test's ``torch.device``: ``cpu``, or with ``--nn-gpu`` this process's CUDA device."""
+    first_import = "torch" not in sys.modules
+    import torch
+
+    ctx = request.node.stash[RUN_CONTEXT]
+    if first_import and ctx.seed is not None:
+        _rng.seed_torch(ctx.seed)  # torch arrived after the test was seeded
+    _apply_torch_settings(request.config)
+    device = torch.device(ctx.device)
+    if device.type == "cuda" and device.index:
+        torch.cuda.set_device(device)  # CUDA had started before this worker could pin it
+    return device
+
+
+@pytest.fixture
+def nn_seed(request: pytest.FixtureRequest) -> int:
+    """The test's seed: from ``@pytest.mark.nn_seed(n)``, else base seed + node id."""
+    ctx = request.node.stash[RUN_CONTEXT]
+    return ctx.seed if ctx.seed is not None else 0
+
+
+def _check_fixture(name: str) -> Any:
+    """The fixture ``name``: ``pytest_nnrecipe.<name>`` bound to the test's device and seed."""
+
+    def fixture(nn_device: Any, nn_seed: int) -> Callable[..., Any]:
+        return _binding.bind(getattr(pytest_nnrecipe, name), nn_device, nn_seed)
+
+    fixture.__name__ = fixture.__qualname__ = name
+    fixture.__doc__ = f"``pytest_nnrecipe.{name}`` on the test's device (nn_device) and seed."
+    return pytest.fixture(name=name)(fixture)
+
+
+for _name in pytest_nnrecipe.CHECKS:
+    globals()[_name] = _check_fixture(_name)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _test_seed(item: pytest.Item, base_seed: int) -> int:
+    """The seed pinned by a valid ``nn_seed`` marker, else the one derived from the node id."""
+    marker = item.get_closest_marker("nn_seed")
+    if marker is not None and _marker_problem(item) is None:
+        return int(marker.args[0])
+    return _rng.derive_seed(base_seed, item.nodeid)
+
+
+def _marker_problem(item: pytest.Item) -> str | None:
+    """What is wrong with the test's ``nn_seed`` / ``nn_gpu`` marker arguments, if anything."""
+    seed = item.get_closest_marker("nn_seed")
+    if seed is not None:
+        value = seed.args[0] if len(seed.args) == 1 else None
+        if (
+            seed.kwargs
+            or not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value < _rng.SEED_MODULUS
+        ):
+            return (
+                f"{item.nodeid}: @pytest.mark.nn_seed(n) takes one seed n, {_SEED_RANGE}; "
+                f"got nn_seed({_call_args(seed)}). Example: @pytest.mark.nn_seed(1234)"
+            )
+    gpu = item.get_closest_marker("nn_gpu")
+    if gpu is not None and (gpu.args or gpu.kwargs):
+        return (
+            f"{item.nodeid}: @pytest.mark.nn_gpu takes no arguments; got "
+            f"nn_gpu({_call_args(gpu)}). Example: @pytest.mark.nn_gpu"
+        )
+    return None
+
+
+def _call_args(marker: pytest.Mark) -> str:
+    return ", ".join([*map(repr, marker.args), *(f"{k}={v!r}" for k, v in marker.kwargs.items())])
+
+
+def _flags(settings: Settings) -> str:
+    """The plugin flags that reproduce this run, e.g. `` --nn-seed=0 --nn-gpu``."""
+    flags = f" --nn-seed={settings.base_seed}"
+    if settings.gpu:
+        flags += " --nn-gpu"
+    if settings.deterministic:
+        flags += " --nn-deterministic"
+    return flags
+
+
+def _apply_torch_settings(config: pytest.Config) -> None:
+    """Session settings that need torch, applied once torch is imported (never imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "use_deterministic_algorithms"):
+        return
+    if config.stash[SETTINGS].deterministic and not torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(True)
+
+
+def _torch_version() -> str:
+    try:
+        return importlib.metadata.version("torch")  # without importing torch
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cuda_started() -> bool:
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    return bool(cuda is not None and cuda.is_initialized())
+
+
+def _cpu_count() -> int | None:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()

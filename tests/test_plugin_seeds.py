@@ -1,0 +1,210 @@
+"""Per-test seeds: the same whatever the order or worker, pinned by a marker, seeded before each
+test and restored after it, printed with every failure as a command that reproduces it."""
+
+from __future__ import annotations
+
+import random
+
+import numpy  # imported here: the in-process runs below use it, and it cannot be imported twice
+import pytest
+
+from pytest_nnrecipe import _rng
+
+SEEDS_TEST = """
+import random
+import numpy
+import pytest
+
+def _write(request, nn_seed):
+    values = f"{nn_seed} {random.random()!r} {numpy.random.random()!r}"
+    (request.config.rootpath / "seeds" / request.node.name).write_text(values)
+
+def test_one(request, nn_seed):
+    _write(request, nn_seed)
+
+def test_two(request, nn_seed):
+    _write(request, nn_seed)
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_param(request, nn_seed, n):
+    _write(request, nn_seed)
+
+@pytest.mark.nn_seed(1234)
+def test_pinned(request, nn_seed):
+    _write(request, nn_seed)
+"""
+
+REVERSING_CONFTEST = """
+def pytest_collection_modifyitems(items):
+    items.reverse()
+"""
+
+
+def _seeds_of_a_run(pytester: pytest.Pytester, *args: str) -> dict[str, tuple[int, float, float]]:
+    seeds = pytester.path / "seeds"
+    seeds.mkdir(exist_ok=True)
+    for old in seeds.iterdir():
+        old.unlink()
+    pytester.runpytest(*args).assert_outcomes(passed=5)
+    out = {}
+    for path in seeds.iterdir():
+        seed, py, np = path.read_text().split()
+        out[path.name] = (int(seed), float(py), float(np))
+    return out
+
+
+def test_each_test_gets_the_same_seed_in_any_order_and_on_any_worker(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_seeds=SEEDS_TEST)
+    serial = _seeds_of_a_run(pytester)
+    parallel = _seeds_of_a_run(pytester, "-n", "2")
+    other_base = _seeds_of_a_run(pytester, "--nn-seed=1")
+    pytester.makeconftest(REVERSING_CONFTEST)
+    reversed_order = _seeds_of_a_run(pytester)
+
+    assert len(serial) == 5
+    assert serial == parallel == reversed_order
+    for name, (seed, py, np) in serial.items():
+        nodeid = f"test_seeds.py::{name}"
+        expected = 1234 if name == "test_pinned" else _rng.derive_seed(0, nodeid)
+        assert seed == expected, name
+        # random and NumPy were seeded with the test's seed before it ran
+        assert py == random.Random(seed).random(), name
+        assert np == numpy.random.RandomState(seed).random(), name
+    assert len({seed for seed, _, _ in serial.values()}) == 5
+    # another base seed gives other seeds, except where a marker pins it
+    for name, (seed, _, _) in other_base.items():
+        if name == "test_pinned":
+            assert seed == 1234
+        else:
+            assert seed == _rng.derive_seed(1, f"test_seeds.py::{name}") != serial[name][0]
+
+
+RESTORE_CONFTEST = """
+import random
+import numpy
+import pytest
+import torch
+
+DRAWS = []
+
+def _draw():
+    return (random.random(), numpy.random.random(), torch.rand(1).item())
+
+def _seed():
+    random.seed(42)
+    numpy.random.seed(42)
+    torch.manual_seed(42)
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item):
+    _seed()
+    reference = _draw()
+    _seed()
+    yield
+    DRAWS.append(_draw() == reference)
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"RESTORED={DRAWS}")
+"""
+
+RESTORE_TEST = """
+import random
+import numpy
+import torch
+
+def test_seeded_then_scrambles_everything(nn_seed):
+    assert random.random() == random.Random(nn_seed).random()
+    assert numpy.random.random() == numpy.random.RandomState(nn_seed).random()
+    assert torch.initial_seed() == nn_seed
+    random.seed(7)
+    numpy.random.seed(7)
+    torch.manual_seed(7)
+    torch.rand(5)
+
+def test_fails_after_scrambling():
+    random.random()
+    torch.rand(3)
+    raise AssertionError("on purpose")
+"""
+
+
+def test_rng_states_are_restored_after_each_test(pytester: pytest.Pytester) -> None:
+    import torch  # noqa: F401  (in-process run below imports it; torch cannot be imported twice)
+
+    pytester.makeconftest(RESTORE_CONFTEST)
+    pytester.makepyfile(RESTORE_TEST)
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["RESTORED=[[]True, True[]]"])
+
+
+FAILING_TEST = """
+import random
+
+def test_passes():
+    pass
+
+def test_fails():
+    value = random.random()
+    raise AssertionError(f"value={value!r}")
+"""
+
+
+def test_a_failure_shows_its_seed_and_a_command_that_reproduces_it(
+    pytester: pytest.Pytester, plugin_args: list[str]
+) -> None:
+    from importlib.metadata import version
+
+    pytester.makepyfile(test_fail=FAILING_TEST)
+    result = pytester.runpytest("--nn-seed=3", *plugin_args)
+    result.assert_outcomes(passed=1, failed=1)
+    seed = _rng.derive_seed(3, "test_fail.py::test_fails")
+    value = random.Random(seed).random()
+    result.stdout.fnmatch_lines(
+        [
+            f"nnrecipe: torch {version('torch')}, device cpu, base seed 3 (reproduce: pytest --nn-seed=3)",
+            f"E * value={value!r}",
+            "*- nnrecipe -*",
+            f"seed={seed} (base seed 3), device=cpu",
+            "reproduce: pytest test_fail.py::test_fails --nn-seed=3",
+        ]
+    )
+    # ... and the command does reproduce it, alone and with no other test around
+    again = pytester.runpytest("test_fail.py::test_fails", "--nn-seed=3")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines([f"E * value={value!r}"])
+
+
+CONTEXT_TEST = """
+import pytest
+from pytest_nnrecipe import _context
+
+SEEN = []
+
+@pytest.fixture
+def phases(request):
+    SEEN.append(("setup", _context.current()))
+    yield
+    SEEN.append(("teardown", _context.current()))
+
+def test_inside(phases, nn_seed):
+    ctx = _context.current()
+    SEEN.append(("call", ctx))
+    assert ctx.nodeid == "test_ctx.py::test_inside"
+    assert ctx.seed == nn_seed and ctx.base_seed == 9 and ctx.device == "cpu"
+    assert ctx.reproduce == "pytest test_ctx.py::test_inside --nn-seed=9"
+
+def test_after():
+    setup, call, teardown = (ctx for _, ctx in SEEN)
+    assert setup is call is teardown is not None
+    assert [phase for phase, _ in SEEN] == ["setup", "call", "teardown"]
+    assert _context.current().nodeid == "test_ctx.py::test_after"
+"""
+
+
+def test_the_run_context_is_active_from_setup_to_teardown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_ctx=CONTEXT_TEST)
+    result = pytester.runpytest("--nn-seed=9")
+    result.assert_outcomes(passed=2)
