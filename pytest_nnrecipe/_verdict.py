@@ -1,0 +1,137 @@
+"""What a structural check found, and how it is told.
+
+A :class:`Verdict` is one run of a check: the dependency matrix (rows: output units, columns:
+input units), which entries are allowed (the diagonal for batch mixing, the past for
+causality), which were checked, which were inconclusive. :func:`failure_message` turns it into
+the failure message both checks share (``_messages.compose``'s shape, with the
+``_render.dependency_matrix`` picture).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclasses.dataclass
+class Verdict:
+    """One run of a check: the dependency matrix (rows: outputs, columns: inputs) and more.
+
+    ``depends`` is exact on ``checked``; ``strength`` (on failure) is the size of each
+    dependency relative to the typical allowed one (gradient) or to the output's scale
+    (perturbation).
+    """
+
+    depends: np.ndarray
+    allowed: np.ndarray
+    checked: np.ndarray
+    inconclusive: np.ndarray
+    method: str
+    strength: np.ndarray | None = None
+    slight: float = 0.0
+    note: str | None = None
+
+    @property
+    def violations(self) -> np.ndarray:
+        return self.depends & ~self.allowed & self.checked
+
+    @property
+    def undecided(self) -> np.ndarray:
+        return self.inconclusive & ~self.allowed & self.checked & ~self.depends
+
+    @property
+    def n_forbidden(self) -> int:
+        return int((~self.allowed & self.checked).sum())
+
+    def worst(self, k: int = 5) -> list[tuple[int, int, float]]:
+        rows, cols = np.nonzero(self.violations)
+        if self.strength is None:
+            vals = np.ones(len(rows))
+        else:
+            vals = self.strength[rows, cols]
+        order = np.argsort(-vals, kind="stable")[:k]
+        return [(int(rows[o]), int(cols[o]), float(vals[o])) for o in order]
+
+
+def relative_strength(mag: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Magnitudes divided by the median non-zero allowed magnitude (1.0 = a typical one)."""
+    ref = mag[allowed & (mag > 0)]
+    scale = float(np.median(ref)) if ref.size else float(mag.max() or 1.0)
+    return mag / (scale or 1.0)
+
+
+def strength_text(method: str) -> str:
+    if method.startswith("grad"):
+        return "gradient size relative to a typical allowed dependency"
+    return "change relative to the output's largest magnitude"
+
+
+def percent(n: int, total: int) -> str:
+    return f"{n} of {total} ({100.0 * n / max(total, 1):.1f}%)"
+
+
+def module_types(modules: Sequence[torch.nn.Module]) -> list[torch.nn.Module]:
+    return [s for m in modules for s in m.modules()]
+
+
+def failure_message(
+    check: str,
+    v: Verdict,
+    *,
+    msg: str | None,
+    headline: Callable[[int, int], str],
+    arrow: Callable[[int, int], str],
+    pairs_label: str,
+    cause: str,
+    covered_text: str,
+    facts: dict[str, Any],
+    rows: str,
+    cols: str,
+    extra: Sequence[str] = (),
+) -> str:
+    """The failure message both structural checks share (see ``_messages.compose``)."""
+    from . import _messages, _render
+
+    n_bad = int(v.violations.sum())
+    n_unk = int(v.undecided.sum())
+    evidence = [f"{pairs_label}: {percent(n_bad, v.n_forbidden)}"] if n_bad else []
+    if n_bad:
+        worst = ", ".join(
+            arrow(i, j) if v.strength is None else f"{arrow(i, j)} ({s:.2g})"
+            for i, j, s in v.worst()
+        )
+        scale = "" if v.strength is None else f" ({strength_text(v.method)})"
+        evidence.append(f"Worst{scale}: {worst}")
+        title = headline(*v.worst(1)[0][:2]) + "."
+    else:
+        rows_u, cols_u = np.nonzero(v.undecided)
+        i, j = int(rows_u[0]), int(cols_u[0])
+        title = (
+            f"inconclusive: the gradient of {arrow(i, j).split(' <- ')[0]} with respect to "
+            f"{arrow(i, j).split(' <- ')[1]} is not finite (NaN/Inf), so whether it depends "
+            "on it cannot be decided."
+        )
+        cause = (
+            "the forward pass produces NaN/Inf for these inputs, or an op has an infinite "
+            "derivative here (sqrt or log at 0, x/0). Fix the model or inputs, or pass "
+            "method='perturb', which compares outputs instead of gradients."
+        )
+    if n_unk:
+        evidence.append(
+            f"Inconclusive (non-finite gradient, neither allowed nor shown to leak): "
+            f"{percent(n_unk, v.n_forbidden)}"
+        )
+    if v.note:
+        evidence.append(v.note)
+    evidence.extend(extra)
+    evidence.append(f"Covered: {covered_text}")
+    picture = _render.dependency_matrix(
+        v.depends, v.allowed, rows=rows, cols=cols, inconclusive=v.undecided
+    )
+    return _messages.compose(
+        check, title, msg=msg, evidence=evidence, cause=cause, facts=facts, picture=picture
+    )
