@@ -1,0 +1,234 @@
+"""``assert_can_overfit``: the recipe's "overfit one batch".
+
+A copy of the model, trained in train mode on the one batch given, must reach the lowest
+achievable loss. The default target is that floor plus 2% of the gap between the floor and
+the best input-independent loss (``_losses``): for 10 balanced classes with hard labels that
+is 0.046 (every sample's label at p > 0.95); for label smoothing or soft targets the floor is
+the targets' entropy. For a loss it does not know, the floor is taken as 0 and the target is
+2% of the loss at step 0; pass ``target_loss=`` to set it. The run stops as soon as the
+target is met (default budget ``max_steps=500``), or once it has stalled: no step in the last
+``PATIENCE`` (100) brought the best loss 1% closer to the target.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from .. import _context, _messages, _render
+from .._state import untouched
+from . import _fit, _losses
+
+CHECK = "assert_can_overfit"
+#: Share of the gap between the floor and the best constant loss that may remain.
+MARGIN = 0.02
+DEFAULT_MAX_STEPS = 500
+#: Steps without progress after which a run that cannot reach its target stops.
+PATIENCE = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Overfit:
+    """The loss after each update (``losses[k]``: after k updates), the updates made, the target."""
+
+    losses: tuple[float, ...]
+    steps: int
+    target_loss: float
+    final_loss: float
+
+
+def assert_can_overfit(
+    model: Any,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    *,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    target_loss: float | None = None,
+    optimizer: Any = None,
+    output: Any = None,
+    msg: str | None = None,
+) -> Overfit:
+    """Train a copy on this one batch until the loss is at most ``target_loss``.
+
+    ``optimizer``: a factory ``params -> torch.optim.Optimizer`` (default: Adam, lr=1e-2).
+    ``output`` picks the tensor of a structured model output; ``loss_fn`` receives that tensor.
+    """
+    __tracebackhide__ = True
+    problem = _fit.prepare(CHECK, model, inputs, targets, loss_fn, output)
+    max_steps = _fit.positive_int("max_steps", max_steps)
+    if target_loss is not None and (
+        isinstance(target_loss, bool)
+        or not isinstance(target_loss, (int, float))
+        or not math.isfinite(target_loss)
+    ):
+        raise ValueError(f"target_loss={target_loss!r} must be a finite number.")
+    with untouched(model):
+        goal, basis = _target(problem, model, target_loss)
+        run = _fit.train(
+            model,
+            problem,
+            steps=max_steps,
+            optimizer=optimizer,
+            stop_below=goal,
+            patience=PATIENCE,
+        )
+    _context.record(
+        CHECK,
+        model,
+        run.reached,
+        losses=list(run.losses),
+        target=goal,
+        steps=run.updates,
+        grad_norms=list(run.grad_norms),
+        predictions=run.predictions,
+        prediction_steps=run.prediction_steps,
+        batch=run.batch,
+    )
+    if run.reached:
+        return Overfit(tuple(run.losses), run.updates, goal, run.losses[-1])
+    raise _failure(problem, run, goal, basis, max_steps, msg)
+
+
+def _target(problem: _fit.Problem, model: Any, target_loss: float | None) -> tuple[float, str]:
+    """The loss to reach and how it was chosen."""
+    import torch
+
+    if target_loss is not None:
+        return float(target_loss), "given as target_loss="
+    spec = problem.spec
+    with torch.no_grad():
+        _loss, out = _fit.loss_of(problem, problem.inputs.call(model), first=True)
+    if spec is None:
+        start = float(_loss)
+        return MARGIN * start, (
+            f"{MARGIN:.0%} of the loss at step 0 ({start:.4g}): loss_fn is not a standard "
+            "loss, its floor is taken as 0; pass target_loss= to set the goal"
+        )
+    shape = tuple(out.shape)
+    floor = _losses.lowest_achievable(spec, shape, problem.targets)
+    best = _losses.best_constant(spec, shape, problem.targets).loss
+    goal = floor + MARGIN * max(best - floor, 0.0)
+    return goal, (
+        f"lowest achievable {_number(floor)} + {MARGIN:.0%} of the gap to the best constant "
+        f"prediction's {best:.4g}"
+    )
+
+
+def _failure(
+    problem: _fit.Problem, run: _fit.Run, goal: float, basis: str, max_steps: int, msg: str | None
+) -> AssertionError:
+    losses = run.losses
+    n = _batch_size(problem)
+    best_step = min(
+        range(len(losses)), key=lambda k: losses[k] if math.isfinite(losses[k]) else math.inf
+    )
+    if run.diverged_at is not None:
+        headline = (
+            f"the loss became {losses[-1]} at step {run.diverged_at} while fitting one batch of "
+            f"{n} samples (best {run.best:.4g}, target {goal:.4g})."
+        )
+    else:
+        ran = (
+            f"{run.updates} steps (stalled: no progress in the last {PATIENCE})"
+            if run.stalled_at is not None
+            else f"{max_steps} steps"
+        )
+        headline = (
+            f"the model did not fit one batch of {n} samples: best loss {run.best:.4g} after "
+            f"{ran}, target {goal:.4g} ({basis})."
+        )
+    evidence = [
+        f"loss: initial {losses[0]:.4g}, best {run.best:.4g} (step {best_step}), final "
+        f"{losses[-1]:.4g}; {run.updates} updates, mode=train."
+    ]
+    symptoms = _losses.output_symptoms(problem.spec, run.last_output, problem.targets)
+    symptoms += _diagnose(problem, run, goal)
+    evidence.extend(symptoms)
+    if run.silent:
+        evidence.append(
+            f"parameters that never got a gradient ({len(run.silent)}): "
+            + ", ".join(run.silent[:12])
+            + (" ..." if len(run.silent) > 12 else "")
+        )
+    cause = (
+        "a bug between the output and the loss, or a model too small or too regularised to "
+        "memorise a few samples; the recipe says not to go on until this passes."
+    )
+    if run.diverged_at is not None:
+        cause = "the learning rate is too high for this model, or the forward is unstable."
+    pictures = [_render.curve(losses, label="loss", target=goal, log=_positive(losses))]
+    if run.grad_norms:
+        pictures.append(
+            _render.curve(run.grad_norms, label="gradient norm", log=_positive(run.grad_norms))
+        )
+    rows = _losses.label_vs_prediction(problem.spec, run.last_output, problem.targets)
+    if rows:
+        pictures.append(
+            "label next to prediction at the last step (worst fit first):\n  " + "\n  ".join(rows)
+        )
+    return _messages.fail(
+        CHECK,
+        headline,
+        msg=msg,
+        evidence=evidence,
+        cause=cause,
+        facts={"optimizer": run.optimizer, "max_steps": max_steps, "mode": "train"},
+        picture="\n".join(pictures),
+    )
+
+
+def _diagnose(problem: _fit.Problem, run: _fit.Run, goal: float) -> list[str]:
+    """Name the symptom the curves show."""
+    import torch
+
+    found = []
+    norms = run.grad_norms
+    if len(norms) >= 10 and max(norms) > 0:
+        tail = max(norms[-max(1, len(norms) // 10) :])
+        if tail < 1e-2 * max(norms) and run.losses[-1] > goal:
+            found.append(
+                f"the gradient died away (norm {tail:.2g} at the end, {max(norms):.3g} at its "
+                f"peak) while the loss is stuck at {run.losses[-1]:.4g}: the samples not yet "
+                "fit give (almost) no gradient — a clamped loss (clip the gradients, not the "
+                "loss), an output activation that saturates, dead ReLUs, a detach; or a model "
+                "too small to fit them."
+            )
+    net = run.model
+    heavy = [
+        f"{name or type(m).__name__} ({type(m).__name__}(p={m.p:g}))"
+        for name, m in net.named_modules()
+        if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p >= 0.5
+    ]
+    if heavy:
+        found.append(
+            "dropout stays active in train mode and is heavy here: "
+            + ", ".join(heavy[:4])
+            + "; one batch cannot be memorised through it. Lower p (or check it in eval)."
+        )
+    if len(run.losses) > 20:
+        tail_losses = [v for v in run.losses[-len(run.losses) // 5 :] if math.isfinite(v)]
+        if len(tail_losses) > 4:
+            mean = sum(tail_losses) / len(tail_losses)
+            sd = (sum((v - mean) ** 2 for v in tail_losses) / len(tail_losses)) ** 0.5
+            if mean > 0 and sd > 0.1 * mean:
+                found.append(
+                    f"the loss is noisy at the end (std {sd:.3g} around {mean:.4g}): "
+                    "randomness in train mode (dropout, noise) or a learning rate too high."
+                )
+    return found
+
+
+def _number(value: float) -> str:
+    return "0" if abs(value) < 1e-9 else f"{value:.4g}"
+
+
+def _batch_size(problem: _fit.Problem) -> int:
+    t = problem.targets
+    return int(t.shape[0]) if hasattr(t, "shape") and len(t.shape) else 0
+
+
+def _positive(values: list[float]) -> bool:
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100

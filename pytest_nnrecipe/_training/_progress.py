@@ -1,0 +1,239 @@
+"""Training makes progress: ``assert_loss_decreases`` and
+``assert_beats_input_independent_baseline`` (the recipe's "verify decreasing training loss"
+and "input-independent baseline").
+
+Both train copies with the shared loop (``_fit.train``) under the test's seed.
+
+- ``assert_loss_decreases``: after ``steps`` updates (default 20) the loss — the mean over the
+  last fifth of the run, which smooths dropout noise — must be at least ``min_decrease``
+  (default 5%) below the loss at step 0.
+- ``assert_beats_input_independent_baseline``: two copies, same seed, same steps (default
+  100): one on the real inputs, one on zeroed inputs. Float tensors become ``zeros_like``;
+  integer tensors (token ids) become all-zero ids, i.e. every position is token 0; boolean
+  tensors (masks) stay as they are. ``zero=`` names the arguments to zero instead (labels as
+  in messages, ``inputs[0]``, or keyword names such as ``"input_ids"``) — use it to leave an
+  integer ``attention_mask`` alone. Each run's level is the mean of its last tenth; the real
+  run must close at least half the distance (``margin=0.5``) between the zeroed run and the
+  lowest achievable loss (0 for an unknown loss): ``real - floor <= margin * (zeroed - floor)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .. import _context, _messages, _render
+from .._state import untouched
+from . import _fit, _losses
+
+DECREASES = "assert_loss_decreases"
+BASELINE = "assert_beats_input_independent_baseline"
+
+
+@dataclasses.dataclass(frozen=True)
+class LossDecrease:
+    """The loss after each update, the loss at step 0 and the level the run ended at."""
+
+    losses: tuple[float, ...]
+    initial: float
+    final: float
+    relative_decrease: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineComparison:
+    """Both runs' curves and the levels they ended at."""
+
+    losses: tuple[float, ...]
+    baseline_losses: tuple[float, ...]
+    final: float
+    baseline_final: float
+    floor: float
+
+
+def assert_loss_decreases(
+    model: Any,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    *,
+    steps: int = 20,
+    min_decrease: float = 0.05,
+    optimizer: Any = None,
+    output: Any = None,
+    msg: str | None = None,
+) -> LossDecrease:
+    """A few optimiser steps on a copy must lower the loss by ``min_decrease`` (relative)."""
+    __tracebackhide__ = True
+    problem = _fit.prepare(DECREASES, model, inputs, targets, loss_fn, output)
+    steps = _fit.positive_int("steps", steps)
+    if (
+        isinstance(min_decrease, bool)
+        or not isinstance(min_decrease, (int, float))
+        or not (0 <= min_decrease < 1)
+    ):
+        raise ValueError(f"min_decrease={min_decrease!r} must be a number in [0, 1), e.g. 0.05.")
+    with untouched(model):
+        run = _fit.train(model, problem, steps=steps, optimizer=optimizer)
+    initial = run.losses[0]
+    after = run.losses[1:]
+    final = sum(after[-max(1, len(after) // 5) :]) / max(1, len(after[-max(1, len(after) // 5) :]))
+    decrease = (initial - final) / abs(initial) if initial else -math.inf
+    passed = math.isfinite(final) and decrease >= min_decrease
+    _context.record(
+        DECREASES,
+        model,
+        passed,
+        losses=list(run.losses),
+        target=initial * (1 - min_decrease),
+        steps=run.updates,
+        grad_norms=list(run.grad_norms),
+        predictions=run.predictions,
+        prediction_steps=run.prediction_steps,
+        batch=run.batch,
+    )
+    if passed:
+        return LossDecrease(tuple(run.losses), initial, final, decrease)
+    evidence = []
+    if not math.isfinite(final) or final > initial:
+        evidence.append(
+            "the loss went up: the learning rate is too high for this model, or loss_fn is "
+            "maximised (a sign error)."
+        )
+    elif run.grad_norms and max(run.grad_norms) == 0:
+        evidence.append("every gradient is exactly zero: nothing reaches the parameters.")
+    if run.silent:
+        evidence.append("parameters that never got a gradient: " + ", ".join(run.silent[:12]))
+    raise _messages.fail(
+        DECREASES,
+        f"the loss did not decrease by {min_decrease:.0%} in {steps} steps: {initial:.4g} at "
+        f"step 0, {final:.4g} at the end ({-decrease:+.1%}).",
+        msg=msg,
+        evidence=evidence,
+        cause=(
+            "the optimiser does nothing useful: a learning rate of 0 or far too high, "
+            "parameters missing from the optimiser, detached outputs, or a loss that does not "
+            "depend on the parameters."
+        ),
+        facts={"optimizer": run.optimizer, "steps": steps, "mode": "train"},
+        picture="\n".join(
+            [
+                _render.curve(run.losses, label="loss"),
+                _render.curve(run.grad_norms, label="gradient norm"),
+            ]
+        ),
+    )
+
+
+def assert_beats_input_independent_baseline(
+    model: Any,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Any,
+    *,
+    steps: int = 100,
+    margin: float = 0.5,
+    zero: Sequence[str] | None = None,
+    optimizer: Any = None,
+    output: Any = None,
+    msg: str | None = None,
+) -> BaselineComparison:
+    """A copy trained on the real inputs must beat a copy trained on zeroed inputs."""
+    __tracebackhide__ = True
+    problem = _fit.prepare(BASELINE, model, inputs, targets, loss_fn, output)
+    steps = _fit.positive_int("steps", steps)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+        raise ValueError(f"margin={margin!r} must be a number in (0, 1), e.g. margin=0.5.")
+    zeroed, names = _zeroed(problem, zero)
+    with untouched(model):
+        real = _fit.train(model, problem, steps=steps, optimizer=optimizer)
+        try:
+            blind = _fit.train(model, problem, steps=steps, optimizer=optimizer, inputs=zeroed)
+        except AssertionError as exc:  # only a non-finite loss at step 0 raises here
+            raise ValueError(
+                f"with zeroed inputs ({', '.join(names)}) the loss at step 0 is non-finite, while "
+                "the real inputs give a finite one: the model cannot run on all-zero inputs "
+                "(a zeroed integer attention mask, a division by the input's norm?). Pass zero= "
+                "to choose the inputs to zero, e.g. zero=['input_ids']."
+            ) from exc
+    floor = 0.0
+    if problem.spec is not None and real.last_output is not None:
+        floor = _losses.lowest_achievable(
+            problem.spec, tuple(real.last_output.shape), problem.targets
+        )
+    final, base = _fit.settle(real.losses), _fit.settle(blind.losses)
+    floor = min(floor, final, base) if math.isfinite(final) and math.isfinite(base) else floor
+    gap, base_gap = final - floor, base - floor
+    passed = math.isfinite(final) and math.isfinite(base) and gap <= margin * base_gap
+    _context.record(
+        BASELINE,
+        model,
+        passed,
+        losses=list(real.losses),
+        baseline_losses=list(blind.losses),
+        target=floor + margin * base_gap,
+        steps=real.updates,
+        predictions=real.predictions,
+        prediction_steps=real.prediction_steps,
+        batch=real.batch,
+        baseline_batch=blind.batch,
+    )
+    if passed:
+        return BaselineComparison(tuple(real.losses), tuple(blind.losses), final, base, floor)
+    raise _messages.fail(
+        BASELINE,
+        f"trained on its real inputs the model ends at loss {final:.4g}; trained on zeroed "
+        f"inputs ({', '.join(names)}), same seed and {steps} steps, at {base:.4g}. The real "
+        f"run must close at least {margin:.0%} of the distance from the baseline to the "
+        f"lowest achievable loss {0.0 if abs(floor) < 1e-9 else floor:.4g} (i.e. reach {floor + margin * base_gap:.4g}).",
+        msg=msg,
+        evidence=[
+            f"levels are the mean of the last tenth of each run; the real run closes "
+            f"{(1 - gap / base_gap) if base_gap > 0 else 0:.0%} of the distance.",
+        ],
+        cause=(
+            "the model does not use its input: a multiplication by zero, inputs overwritten "
+            "or detached in the forward, a mask that hides everything, or the wrong argument "
+            "wired to the network."
+        ),
+        facts={"optimizer": real.optimizer, "steps": steps, "mode": "train"},
+        picture="\n".join(
+            [
+                _render.curve(real.losses, label="loss, real inputs  "),
+                _render.curve(blind.losses, label="loss, zeroed inputs"),
+            ]
+        ),
+    )
+
+
+def _zeroed(problem: _fit.Problem, zero: Sequence[str] | None) -> tuple[Any, list[str]]:
+    """The inputs with the chosen tensors zeroed, and the labels of those tensors."""
+    import torch
+
+    labels = [label for label, _t in problem.inputs.tensors()]
+    if zero is not None:
+        if isinstance(zero, str):
+            zero = [zero]
+        wanted = set()
+        for name in zero:
+            match = [lab for lab in labels if lab in (name, f"inputs[{name!r}]")]
+            if not match:
+                raise ValueError(
+                    f"zero={list(zero)!r}: {name!r} names no input tensor; the tensors are "
+                    f"{labels}."
+                )
+            wanted.update(match)
+    else:
+        wanted = {lab for lab, t in problem.inputs.tensors() if t.dtype != torch.bool}
+    if not wanted:
+        raise ValueError(
+            "inputs= holds no float or integer tensor to zero; pass zero= to name the inputs "
+            "to replace with zeros."
+        )
+
+    def blank(label: str, t: Any) -> Any:
+        return torch.zeros_like(t) if label in wanted else t
+
+    return problem.inputs.map(blank), sorted(wanted)

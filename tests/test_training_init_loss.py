@@ -1,0 +1,257 @@
+"""assert_init_loss: the best constant prediction per loss, derived exactly, and the verdicts."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pytest_nnrecipe import assert_init_loss
+from pytest_nnrecipe._context import RunContext, activate
+from pytest_nnrecipe._training import _losses
+
+
+def mlp(n_in: int = 8, n_out: int = 4, hidden: int = 32) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+
+def best(loss_fn, out_shape, targets) -> float:
+    spec = _losses.recognise(loss_fn)
+    assert spec is not None
+    return _losses.best_constant(spec, out_shape, targets).loss
+
+
+def entropy(p: torch.Tensor) -> float:
+    p = p[p > 0].double()
+    return float(-(p * p.log()).sum())
+
+
+def no_constant_does_better(loss_fn, out_shape, targets, value, *, class_dim=None) -> None:
+    """Random perturbations of the optimum's constant never lower the loss."""
+    spec = _losses.recognise(loss_fn)
+    opt = _losses.best_constant(spec, out_shape, targets)
+    gen = torch.Generator().manual_seed(0)
+    t = targets.double() if targets.is_floating_point() else targets
+    for _ in range(20):
+        theta = opt.constant + 0.05 * torch.randn(
+            opt.constant.shape, generator=gen, dtype=torch.float64
+        )
+        if class_dim is None:
+            out = theta.unsqueeze(0).expand(out_shape)
+        else:
+            view = [1] * len(out_shape)
+            view[class_dim] = -1
+            out = theta.view(view).expand(out_shape)
+        if spec.kind == "bce":
+            out = out.sigmoid()
+        if spec.kind == "nll":
+            out = theta.log_softmax(0).view(view).expand(out_shape)
+        assert float(spec.evaluate(out, t)) >= value - 1e-9
+
+
+def test_it_derives_log_n_classes_for_balanced_cross_entropy():
+    y = torch.arange(40) % 5
+    assert best(nn.CrossEntropyLoss(), (40, 5), y) == pytest.approx(math.log(5), abs=1e-9)
+
+
+def test_it_derives_the_prior_entropy_for_imbalanced_classes():
+    y = torch.tensor([0] * 30 + [1] * 9 + [2] * 1)
+    prior = torch.tensor([30, 9, 1], dtype=torch.float64) / 40
+    assert best(F.cross_entropy, (40, 3), y) == pytest.approx(entropy(prior), abs=1e-9)
+
+
+def test_it_ignores_targets_equal_to_ignore_index():
+    y = torch.tensor([0, 0, 1, 1, -100, -100, -100, -100])
+    assert best(nn.CrossEntropyLoss(), (8, 2), y) == pytest.approx(math.log(2), abs=1e-9)
+    y7 = torch.tensor([0, 0, 1, 1, 7, 7, 7, 7])
+    assert best(nn.CrossEntropyLoss(ignore_index=7), (8, 2), y7) == pytest.approx(math.log(2))
+
+
+def test_label_smoothing_moves_the_optimum_to_the_smoothed_prior():
+    y = torch.tensor([0] * 30 + [1] * 10)
+    eps, prior = 0.2, torch.tensor([0.75, 0.25])
+    smoothed = (1 - eps) * prior + eps / 2
+    value = best(nn.CrossEntropyLoss(label_smoothing=eps), (40, 2), y)
+    assert value == pytest.approx(entropy(smoothed), abs=1e-7)
+
+
+def test_class_weights_and_smoothing_together_are_optimised_numerically():
+    y = torch.tensor([0] * 20 + [1] * 15 + [2] * 5)
+    loss = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 5.0]), label_smoothing=0.1)
+    value = best(loss, (40, 3), y)
+    no_constant_does_better(loss, (40, 3), y, value, class_dim=1)
+
+
+def test_probability_targets_give_the_entropy_of_their_mean():
+    t = torch.tensor([[0.7, 0.3], [0.1, 0.9], [0.5, 0.5], [0.3, 0.7]])
+    value = best(F.cross_entropy, (4, 2), t)
+    assert value == pytest.approx(float(-(t * t.mean(0).log()).sum(1).mean()), abs=1e-7)
+
+
+def test_classes_along_dim_1_of_a_sequence_output_are_pooled_over_positions():
+    y = torch.tensor([[0, 1, 2, 2], [2, 2, 1, 0]])
+    prior = torch.tensor([2, 2, 4], dtype=torch.float64) / 8
+    assert best(nn.CrossEntropyLoss(), (2, 3, 4), y) == pytest.approx(entropy(prior), abs=1e-9)
+
+
+def test_nll_on_log_probabilities_has_the_same_optimum():
+    y = torch.tensor([0, 0, 0, 1])
+    value = best(nn.NLLLoss(), (4, 2), y)
+    assert value == pytest.approx(entropy(torch.tensor([0.75, 0.25])), abs=1e-9)
+
+
+def test_bce_with_logits_gives_the_binary_entropy_of_each_outputs_positive_rate():
+    y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    rates = torch.tensor([0.25, 0.5])
+    expected = sum(entropy(torch.tensor([r, 1 - r])) for r in rates) / 2
+    assert best(nn.BCEWithLogitsLoss(), (4, 2), y) == pytest.approx(expected, abs=1e-7)
+    assert best(nn.BCELoss(), (4, 2), y) == pytest.approx(expected, abs=1e-6)
+
+
+def test_pos_weight_is_optimised_numerically():
+    y = (torch.arange(20) % 5 == 0).float().unsqueeze(1)
+    loss = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([4.0]))
+    value = best(loss, (20, 1), y)
+    grid = torch.linspace(-5, 5, 20001, dtype=torch.float64)
+    brute = min(float(loss(g.expand(20, 1), y.double())) for g in grid[::20])
+    assert value <= brute + 1e-9
+    no_constant_does_better(loss, (20, 1), y, value)
+
+
+def test_mse_gives_the_variance_of_each_output():
+    y = torch.tensor([[1.0, 10.0], [3.0, 10.0], [5.0, 16.0]])
+    expected = float(y.double().var(0, unbiased=False).mean())
+    assert best(nn.MSELoss(), (3, 2), y) == pytest.approx(expected)
+
+
+def test_l1_gives_the_mean_absolute_deviation_from_the_median():
+    y = torch.tensor([[0.0], [1.0], [10.0]])
+    assert best(F.l1_loss, (3, 1), y) == pytest.approx((1 + 0 + 9) / 3)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [nn.HuberLoss(delta=0.5), functools.partial(F.smooth_l1_loss, beta=2.0)],
+    ids=["huber", "smooth-l1-partial"],
+)
+def test_huber_like_losses_are_minimised_over_the_constant(loss):
+    y = torch.tensor([[0.0], [0.5], [1.0], [8.0]])
+    value = best(loss, (4, 1), y)
+    grid = torch.linspace(-2, 10, 12001, dtype=torch.float64)
+    brute = min(float(loss(g.expand(4, 1), y.double())) for g in grid[::10])
+    assert value <= brute + 1e-9
+    assert value == pytest.approx(brute, abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_default_initialised_models_pass_across_seeds(seed):
+    torch.manual_seed(seed)
+    x = torch.randn(64, 8)
+    assert_init_loss(mlp(8, 10), x, torch.arange(64) % 10, nn.CrossEntropyLoss())
+    assert_init_loss(mlp(8, 1), x, (torch.arange(64) % 2).float()[:, None], nn.BCEWithLogitsLoss())
+    assert_init_loss(mlp(8, 3), x, torch.randn(64, 3), nn.MSELoss())
+    assert_init_loss(mlp(8, 3), x, torch.randn(64, 3), nn.HuberLoss())
+
+
+def test_final_weights_scaled_up_report_the_logit_scale():
+    torch.manual_seed(0)
+    model = mlp(8, 10)
+    with torch.no_grad():
+        model[2].weight.mul_(20)
+    x, y = torch.randn(64, 8), torch.arange(64) % 10
+    with pytest.raises(
+        AssertionError, match=r"(?s)expected 2\.3\d* .*times that.*logits are too large at init"
+    ):
+        assert_init_loss(model, x, y, nn.CrossEntropyLoss())
+
+
+def test_imbalanced_classes_report_the_log_prior_as_the_bias():
+    torch.manual_seed(0)
+    y = torch.tensor([0] * 56 + [1] * 8)
+    model = mlp(8, 2)
+    with torch.no_grad():
+        model[2].bias.zero_()
+        model[2].weight.mul_(0.01)
+    with pytest.raises(AssertionError, match=r"bias = log p = \[-0\.1335, -2\.079\]"):
+        assert_init_loss(model, torch.randn(64, 8), y, nn.CrossEntropyLoss())
+
+
+def test_regression_targets_far_from_zero_report_the_target_mean():
+    torch.manual_seed(0)
+    y = torch.full((32, 1), 50.0) + torch.randn(32, 1)
+    with pytest.raises(AssertionError, match=rf"target mean, bias = {float(y.mean()):.4g}"):
+        assert_init_loss(mlp(8, 1), torch.randn(32, 8), y, nn.MSELoss())
+
+
+def test_a_model_that_already_knows_the_labels_is_suspiciously_good():
+    y = torch.arange(32) % 4
+    x = F.one_hot(y, 4).float()
+    model = nn.Linear(4, 4)
+    with torch.no_grad():
+        model.weight.copy_(5 * torch.eye(4))
+        model.bias.zero_()
+    with pytest.raises(
+        AssertionError, match=r"(?s)expected 1\.386.*below it.*already knows the labels"
+    ):
+        assert_init_loss(model, x, y, nn.CrossEntropyLoss())
+
+
+def test_an_unknown_loss_needs_expected():
+    model, x, y = mlp(), torch.randn(8, 8), torch.arange(8) % 4
+
+    def custom(out, t):
+        return F.cross_entropy(out, t)
+
+    with pytest.raises(ValueError, match=r"loss_fn=.*custom.*pass expected="):
+        assert_init_loss(model, x, y, custom)
+    result = assert_init_loss(model, x, y, custom, expected=math.log(4))
+    assert result.expected == math.log(4)
+
+
+def test_a_structured_output_is_selected_before_the_loss():
+    class WithLogits(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+
+        def forward(self, x):
+            return {"hidden": x, "logits": self.net(x)}
+
+    x, y = torch.randn(16, 8), torch.arange(16) % 4
+    result = assert_init_loss(WithLogits(), x, y, nn.CrossEntropyLoss())
+    assert result.expected == pytest.approx(math.log(4))
+
+
+def test_a_language_model_output_moved_to_classes_first_keeps_the_loss_recognised():
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(30, 16)
+            self.head = nn.Linear(16, 30)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+        def forward(self, ids):
+            return self.head(self.embed(ids))  # (B, T, V)
+
+    ids = torch.arange(60).reshape(4, 15) % 30
+    result = assert_init_loss(
+        LM(), ids, ids, nn.CrossEntropyLoss(), output=lambda out: out.transpose(1, 2)
+    )
+    assert result.loss == pytest.approx(math.log(30)) == pytest.approx(result.expected)
+    with pytest.raises(ValueError, match=r"output=lambda out: out\.transpose\(1, 2\)"):
+        assert_init_loss(LM(), ids, ids, nn.CrossEntropyLoss())
+
+
+def test_it_records_the_loss_target_and_batch():
+    ctx = RunContext(nodeid="t", seed=1)
+    x = torch.randn(16, 8)
+    with activate(ctx):
+        assert_init_loss(mlp(), x, torch.arange(16) % 4, nn.CrossEntropyLoss())
+    (rec,) = ctx.records
+    assert rec.passed and rec.details["target"] == pytest.approx(math.log(4))
+    assert torch.equal(rec.details["batch"], x) and rec.details["steps"] == 0

@@ -1,0 +1,85 @@
+"""assert_params_update: every trainable parameter gets a gradient and changes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from pytest_nnrecipe import assert_params_update
+
+
+class Net(nn.Module):
+    def __init__(self, *, detach=False, unused=False, bias_before_bn=False, nan=False) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 16)
+        self.bn = nn.BatchNorm1d(16) if bias_before_bn else nn.Identity()
+        self.b = nn.Linear(8, 16)
+        self.head = nn.Linear(16, 4)
+        self.spare = nn.Linear(3, 3) if unused else None
+        self.detach, self.nan = detach, nan
+
+    def forward(self, x):
+        b = self.b(x)
+        h = self.bn(self.a(x)) + (b.detach() if self.detach else b)
+        if self.nan:  # finite forward, nan gradient: d sqrt(u)/du at u = 0 is inf, times 0
+            h = h + torch.sqrt(self.a.bias * 0).sum()
+        return self.head(torch.relu(h))
+
+
+def batch():
+    return torch.randn(8, 8), torch.arange(8) % 4
+
+
+def test_a_correct_model_updates_every_parameter():
+    result = assert_params_update(Net(), *batch(), nn.CrossEntropyLoss())
+    assert len(result.checked) == 6 and result.ignored == ()
+
+
+def test_a_detached_branch_and_an_unused_layer_get_no_gradient():
+    with pytest.raises(AssertionError) as info:
+        assert_params_update(Net(detach=True, unused=True), *batch(), nn.CrossEntropyLoss())
+    text = str(info.value)
+    assert "4 of 8 trainable parameters do not learn" in text
+    for name in ("b.weight", "b.bias", "spare.weight", "spare.bias"):
+        assert f"{name} " in text
+    assert "spare never ran in forward (unused)" in text and "a.weight" not in text
+    assert re.search(r"b\.weight +\(16, 8\) +no gradient: ran in forward, cut off", text)
+
+
+def test_a_bias_before_batchnorm_gets_an_exactly_zero_gradient():
+    with pytest.raises(AssertionError, match=r"(?s)BatchNorm.*a\.bias .*gradient is zero"):
+        assert_params_update(Net(bias_before_bn=True), *batch(), nn.CrossEntropyLoss())
+
+
+def test_a_non_finite_gradient_is_named():
+    with pytest.raises(AssertionError, match=r"a\.bias .*non-finite gradient"):
+        assert_params_update(Net(nan=True), *batch(), nn.CrossEntropyLoss())
+
+
+def test_a_parameter_left_out_of_the_optimizer_does_not_change():
+    def only_head(params):
+        return torch.optim.Adam(params[-2:], lr=1e-2)
+
+    with pytest.raises(
+        AssertionError, match=r"(?s)missing from the optimiser.*a\.weight .*value unchanged"
+    ):
+        assert_params_update(Net(), *batch(), nn.CrossEntropyLoss(), optimizer=only_head)
+
+
+def test_ignore_takes_names_and_glob_patterns():
+    result = assert_params_update(
+        Net(detach=True, unused=True),
+        *batch(),
+        nn.CrossEntropyLoss(),
+        ignore=["b.*", "spare.weight", "spare.bias"],
+    )
+    assert set(result.ignored) == {"b.weight", "b.bias", "spare.weight", "spare.bias"}
+
+
+def test_frozen_parameters_are_not_checked():
+    model = Net(detach=True)
+    model.b.requires_grad_(False)
+    assert "b.weight" not in assert_params_update(model, *batch(), nn.CrossEntropyLoss()).checked

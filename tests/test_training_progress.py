@@ -1,0 +1,108 @@
+"""assert_loss_decreases and assert_beats_input_independent_baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pytest_nnrecipe import assert_beats_input_independent_baseline, assert_loss_decreases
+
+
+def mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+
+
+def batch():
+    return torch.randn(8, 8), torch.arange(8) % 4
+
+
+def test_a_correct_model_lowers_its_loss():
+    x, y = batch()
+    result = assert_loss_decreases(mlp(), x, y, nn.CrossEntropyLoss())
+    assert result.final < result.initial and result.relative_decrease >= 0.05
+
+
+def test_gradient_ascent_is_reported_as_the_loss_going_up():
+    x, y = batch()
+    with pytest.raises(AssertionError, match=r"(?s)did not decrease.*the loss went up"):
+        assert_loss_decreases(
+            mlp(),
+            x,
+            y,
+            nn.CrossEntropyLoss(),
+            optimizer=lambda p: torch.optim.SGD(p, lr=0.1, maximize=True),
+        )
+
+
+def test_a_learning_rate_of_zero_fails_with_both_curves():
+    x, y = batch()
+    with pytest.raises(AssertionError, match=r"(?s)[+-]0\.0%\).*loss over 21 steps.*gradient norm"):
+        assert_loss_decreases(
+            mlp(), x, y, nn.CrossEntropyLoss(), optimizer=lambda p: torch.optim.SGD(p, lr=0)
+        )
+
+
+def test_a_model_that_reads_its_input_beats_the_zeroed_baseline():
+    x, y = batch()
+    result = assert_beats_input_independent_baseline(mlp(), x, y, nn.CrossEntropyLoss(), steps=60)
+    assert result.final < 0.5 * result.baseline_final
+
+
+class Ignores(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = mlp()
+
+    def forward(self, x):
+        return self.net(x * 0)
+
+
+def test_a_model_that_ignores_its_input_fails_with_both_curves():
+    x, y = batch()
+    with pytest.raises(AssertionError) as info:
+        assert_beats_input_independent_baseline(Ignores(), x, y, nn.CrossEntropyLoss(), steps=40)
+    text = str(info.value)
+    assert "loss, real inputs" in text and "loss, zeroed inputs" in text
+    assert "does not use its input" in text
+
+
+class TokenModel(nn.Module):
+    def __init__(self, *, use_ids: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(16, 16)
+        self.head = nn.Linear(16, 4)
+        self.use_ids = use_ids
+
+    def forward(self, input_ids, attention_mask):
+        ids = input_ids if self.use_ids else torch.zeros_like(input_ids)
+        h = (self.embed(ids) * attention_mask.unsqueeze(-1)).sum(1) / attention_mask.sum(1, True)
+        return self.head(h)
+
+
+def test_token_ids_are_zeroed_and_zero_selects_the_inputs():
+    ids = torch.randint(1, 16, (8, 5))
+    mask = torch.ones(8, 5, dtype=torch.long)
+    y = torch.arange(8) % 4
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    assert_beats_input_independent_baseline(
+        TokenModel(), inputs, y, nn.CrossEntropyLoss(), steps=60, zero=["input_ids"]
+    )
+    with pytest.raises(AssertionError, match=r"zeroed inputs \(inputs\['input_ids'\]\)"):
+        assert_beats_input_independent_baseline(
+            TokenModel(use_ids=False),
+            inputs,
+            y,
+            nn.CrossEntropyLoss(),
+            steps=40,
+            zero="input_ids",
+        )
+
+
+def test_zeroing_an_integer_mask_that_breaks_the_model_asks_for_zero():
+    ids = torch.randint(1, 16, (8, 5))
+    inputs = {"input_ids": ids, "attention_mask": torch.ones(8, 5, dtype=torch.long)}
+    with pytest.raises(ValueError, match=r"cannot run on all-zero inputs.*zero=\['input_ids'\]"):
+        assert_beats_input_independent_baseline(
+            TokenModel(), inputs, torch.arange(8) % 4, nn.CrossEntropyLoss(), steps=5
+        )
