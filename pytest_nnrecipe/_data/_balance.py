@@ -1,0 +1,160 @@
+"""Label imbalance: every class holds at least its share, with the histogram in the message."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .. import _context, _messages, _render
+from . import _samples
+
+
+@dataclasses.dataclass(frozen=True)
+class Balance:
+    """What :func:`assert_balanced` measured: per-class counts and the share each needed."""
+
+    n_samples: int
+    counts: dict[Any, int]
+    min_share: dict[Any, float]
+
+    @property
+    def ratio(self) -> float:
+        """Largest class count / smallest class count (inf when a class is empty)."""
+        vals: list[int] = list(self.counts.values())
+        small = min(vals, default=0)
+        return max(vals) / small if small else float("inf")
+
+
+def class_counts(source: _samples.Source) -> collections.Counter[Any]:
+    """Count class labels: each sample a scalar (int, str, 0-d tensor) or a 1-element array."""
+    counts: collections.Counter[Any] = collections.Counter()
+    if source.is_array:
+        for idx, rows in source.chunked():
+            if rows.ndim > 1 and rows[0].size != 1:
+                raise ValueError(
+                    f"labels= has samples of shape {tuple(rows.shape[1:])} (sample {int(idx[0])}); "
+                    "class labels must be scalars: pass class indices (e.g. one_hot.argmax(1))"
+                )
+            values, n = np.unique(rows.reshape(len(rows)), return_counts=True)
+            counts.update(dict(zip(values.tolist(), n.tolist(), strict=True)))
+        return counts
+    for i, label in source:
+        counts[class_of(label, i)] += 1
+    return counts
+
+
+def class_of(label: Any, index: int) -> Any:
+    if isinstance(label, np.ndarray) and label.size == 1:
+        return label.item()
+    if isinstance(label, (str, bytes)):
+        return label
+    raise ValueError(
+        f"label of sample {index} is {_samples.show(label)}; class labels must be scalars "
+        "(int, str, 0-d tensor). For (input, label) pairs pass key=lambda s: s[1]"
+    )
+
+
+def assert_balanced(
+    labels: Any,
+    *,
+    min_share: float | Mapping[Any, float] | None = None,
+    classes: Iterable[Any] | None = None,
+    key: Callable[[Any], Any] | None = None,
+    max_samples: int | None = None,
+    progress: bool | None = None,
+    msg: str | None = None,
+) -> Balance:
+    """Every class holds at least ``min_share`` of the samples.
+
+    ``labels``: class labels (tensor/array/sequence), or a dataset with ``key=`` picking the
+    label (``key=lambda s: s[1]``). ``min_share``: a fraction for every class, a mapping
+    class -> fraction, or ``None`` for half a uniform share (``0.5 / n_classes``).
+    ``classes``: the classes that must be present (an empty class is then caught too);
+    by default, the classes seen.
+    """
+    __tracebackhide__ = True
+    source = _samples.open_data(
+        labels, name="labels", max_samples=max_samples, progress=progress, key=key
+    )
+    counts = class_counts(source)
+    if classes is not None:
+        expected = list(classes)
+        if not expected:
+            raise ValueError("classes= is empty; pass the classes the labels should cover")
+        unknown = [c for c in counts if c not in set(expected)]
+        for c in expected:
+            counts.setdefault(c, 0)
+    else:
+        unknown = []
+    ordered = dict(sorted(counts.items(), key=lambda kv: _sort_key(kv[0])))
+    n = sum(ordered.values())
+    if n == 0:
+        raise ValueError("labels= is empty; pass at least one label")
+    k = len(ordered)
+    shares = _shares(min_share, ordered, k)
+    under = [(c, v) for c, v in ordered.items() if v / n < shares[c]]
+    passed = not under and not unknown
+    _context.record(
+        "assert_balanced", source.kind, passed, n_samples=n,
+        counts={str(c): v for c, v in ordered.items()}, under=[str(c) for c, _ in under],
+    )  # fmt: skip
+    if not passed:
+        lines = [
+            f"class {c!r}: {v} of {n} samples ({v / n:.2%}), below min_share={shares[c]:.3g} "
+            f"({shares[c]:.1%})"
+            for c, v in under[:10]
+        ]
+        if len(under) > 10:
+            lines.append(f"... ({len(under) - 10} more classes)")
+        if unknown:
+            lines.append(f"labels outside classes=: {unknown[:10]!r}")
+        big = max(ordered.values())
+        small = min(ordered.values())
+        ratio = f"{big / small:.0f}:1" if small else "inf (an empty class)"
+        lines.append(f"Largest : smallest class = {ratio}; read {source.read_note()}.")
+        raise _messages.fail(
+            "assert_balanced",
+            f"{len(under)} of {k} classes are under-represented"
+            + (f"; {len(unknown)} unexpected label(s)" if unknown else "")
+            + ".",
+            msg=msg,
+            evidence=lines,
+            cause="a skewed collection or a filter that dropped a class; rebalance (weighted "
+            "sampler, class weights in the loss, a bias init at log class priors), or lower "
+            "min_share if the imbalance is real and handled.",
+            picture=_render.bars(ordered),
+        )
+    return Balance(n, dict(ordered), shares)
+
+
+def _shares(min_share: Any, counts: Mapping[Any, int], k: int) -> dict[Any, float]:
+    if min_share is None:
+        return dict.fromkeys(counts, 0.5 / k)
+    if isinstance(min_share, Mapping):
+        bad = {c: s for c, s in min_share.items() if not 0 <= s <= 1}
+        if bad:
+            raise ValueError(f"min_share={dict(min_share)!r}: shares must be in [0, 1]")
+        return {c: float(min_share.get(c, 0.0)) for c in counts}
+    if (
+        isinstance(min_share, bool)
+        or not isinstance(min_share, (int, float))
+        or not 0 <= min_share <= 1
+    ):
+        raise ValueError(
+            f"min_share={min_share!r} must be a fraction in [0, 1] (e.g. 0.05), a mapping "
+            "class -> fraction, or None for half a uniform share"
+        )
+    if min_share * k > 1:
+        raise ValueError(
+            f"min_share={min_share} for each of {k} classes adds up to {min_share * k:.2f} > 1; "
+            f"no labelling can pass: use at most {1 / k:.3g}"
+        )
+    return dict.fromkeys(counts, float(min_share))
+
+
+def _sort_key(c: Any) -> tuple[int, Any]:
+    return (0, c) if isinstance(c, (int, float)) else (1, str(c))

@@ -1,0 +1,93 @@
+"""Per-channel statistics before the net: forgot to normalise, wrong mean, wrong std, BGR."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pytest_nnrecipe as nn
+
+MEAN = torch.tensor([0.485, 0.456, 0.406])
+STD = torch.tensor([0.229, 0.224, 0.225])
+
+
+def raw_images(n: int = 16) -> torch.Tensor:
+    """0..1 images whose channels have ImageNet's mean and std."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 8, 8, generator=g) * STD[:, None, None] + MEAN[:, None, None]
+    return x.clamp(0, 1)
+
+
+def normalised(x: torch.Tensor) -> torch.Tensor:
+    return (x - MEAN[:, None, None]) / STD[:, None, None]
+
+
+def test_normalised_inputs_pass_with_per_channel_stats() -> None:
+    result = nn.assert_normalized(normalised(raw_images()))
+    assert len(result.mean) == 3 and all(abs(m) < 0.2 for m in result.mean)
+    assert all(0.8 < s < 1.2 for s in result.std)
+
+
+def test_raw_images_match_the_pretrained_mean_and_std() -> None:
+    nn.assert_normalized(raw_images(), mean=MEAN.tolist(), std=STD.tolist())
+
+
+def test_it_catches_raw_0_to_255_pixels_with_a_channel_table() -> None:
+    pixels = (raw_images() * 255).round()
+    with pytest.raises(AssertionError) as info:
+        nn.assert_normalized(pixels)
+    text = str(info.value)
+    assert "inputs look like raw 0..255 pixels" in text and "forgot to normalise" in text
+    table = text.split("\n\n")[-1].splitlines()
+    assert table[0].split() == ["channel", "mean", "expected", "std", "expected", "min", "max"]
+    assert len(table) == 5 and table[1].split()[0] == "0" and "✗" in table[1]
+
+
+def test_it_catches_0_to_1_values_that_were_never_normalised() -> None:
+    with pytest.raises(AssertionError, match=r"0..1 values .* scaled but not normalised"):
+        nn.assert_normalized(raw_images())
+
+
+def test_it_catches_the_wrong_mean() -> None:
+    wrong = raw_images() / STD[:, None, None]  # divided by std, no mean subtracted
+    with pytest.raises(AssertionError) as info:
+        nn.assert_normalized(wrong)
+    assert "the mean is off in 3 channel(s) while the spread matches" in str(info.value)
+    assert "used the wrong mean" in str(info.value)
+
+
+def test_it_catches_the_wrong_std() -> None:
+    with pytest.raises(AssertionError, match=r"std is off by a factor of about 1\.9"):
+        nn.assert_normalized(normalised(raw_images()) * 2)
+
+
+def test_it_recognises_swapped_channels() -> None:
+    mean, std = torch.tensor([0.7, 0.5, 0.2]), torch.tensor([0.1, 0.1, 0.1])
+    rgb = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 0.1
+    rgb += mean[:, None, None]
+    nn.assert_normalized(rgb, mean=mean.tolist(), std=std.tolist())
+    with pytest.raises(AssertionError, match=r"reverse channel order(.*\n)*.*BGR vs RGB"):
+        nn.assert_normalized(rgb.flip(1), mean=mean.tolist(), std=std.tolist())
+
+
+def test_nan_inputs_fail_instead_of_passing_silently() -> None:
+    x = normalised(raw_images())
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(AssertionError, match=r"NaN or Inf"):
+        nn.assert_normalized(x)
+
+
+def test_channels_last_a_dataset_and_a_global_dim() -> None:
+    x = normalised(raw_images())
+    nn.assert_normalized(x.permute(0, 2, 3, 1), dim=-1)
+    nn.assert_normalized(torch.utils.data.TensorDataset(x, torch.zeros(16)), key=lambda s: s[0])
+    nn.assert_normalized(x, dim=None)
+    with pytest.raises(AssertionError, match=r"1 of 1 channel"):
+        nn.assert_normalized(x * 10, dim=None)
+
+
+def test_tolerances_are_in_units_of_the_expected_std() -> None:
+    x = normalised(raw_images()) + 0.4
+    nn.assert_normalized(x)
+    with pytest.raises(AssertionError, match=r"mean_tol=0.3"):
+        nn.assert_normalized(x, mean_tol=0.3)
