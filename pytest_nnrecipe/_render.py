@@ -67,7 +67,7 @@ def dependency_matrix(
     scale = ""
     if len(rblocks) < n_rows or len(cblocks) < n_cols:
         scale = (
-            f"\n(downsampled: one cell = {_block_size(rblocks)} x {_block_size(cblocks)} "
+            f"\n(downsampled: one cell = {block_size(rblocks)} x {block_size(cblocks)} "
             "entries and shows the worst of them)"
         )
     header = f"{rows} ↓ depends on {cols} →{scale}"
@@ -85,14 +85,19 @@ def dependency_matrix(
 
 
 def sparkline(values: Sequence[float], *, width: int = WIDTH, log: bool = False) -> str:
-    """One line of block characters for a curve (downsampled to ``width`` by bin means)."""
+    """One line of block characters for a curve, ``?`` where a value is NaN/Inf.
+
+    Longer than ``width`` it is grouped into blocks (:func:`blocks`) drawn at their mean; a
+    block holding a non-finite value shows ``?`` (the worst thing inside it wins, as in the
+    matrices). With ``log`` values <= 0 count as non-finite.
+    """
     vals = [float(v) for v in values]
     if not vals:
         return ""
     if log:
         vals = [math.log10(v) if v > 0 else float("nan") for v in vals]
     bins = blocks(len(vals), width)
-    means = [_finite_mean(vals[b.start : b.stop]) for b in bins]
+    means = [_block_mean(vals[b.start : b.stop]) for b in bins]
     finite = [m for m in means if math.isfinite(m)]
     if not finite:
         return "?" * len(means)
@@ -115,7 +120,11 @@ def curve(
     width: int = WIDTH,
     log: bool = False,
 ) -> str:
-    """A labelled sparkline: first/min/last values, the number of points, and the target."""
+    """A labelled sparkline: first/min/last values, the number of points, and the target.
+
+    Notes under the line say what one character stands for when the curve is downsampled and
+    what ``?`` means when it appears.
+    """
     vals = [float(v) for v in values]
     if not vals:
         return f"{label}: (no values)"
@@ -124,9 +133,17 @@ def curve(
     parts = [f"first {vals[0]:.4g}", f"min {lo:.4g}", f"last {vals[-1]:.4g}"]
     if target is not None:
         parts.append(f"target {target:.4g}")
+    line = sparkline(vals, width=width, log=log)
+    notes = []
+    bins = blocks(len(vals), width)
+    if len(bins) < len(vals):
+        notes.append(f"one character = {block_size(bins)} steps (mean)")
+    if "?" in line:
+        notes.append("? = NaN/Inf" + (" or <= 0 on the log scale" if log else ""))
     return (
         f"{label} over {len(vals)} steps ({', '.join(parts)}"
-        f"{', log scale' if log else ''}):\n  {sparkline(vals, width=width, log=log)}"
+        f"{', log scale' if log else ''}):\n  {line}"
+        + (f"\n  ({'; '.join(notes)})" if notes else "")
     )
 
 
@@ -154,14 +171,54 @@ def bars(counts: Mapping[Any, float], *, width: int = 40, max_rows: int = 20) ->
     return "\n".join(lines)
 
 
-def _block_size(bl: list[range]) -> str:
+def masks(grids: Mapping[str, Any], *, max_side: int = 24) -> str:
+    """Boolean H x W grids side by side (``#`` on, ``.`` off), each titled, same block rule.
+
+    Larger than ``max_side`` a side is grouped into blocks; a block is ``#`` if any cell in it
+    is on, so a one-pixel keypoint is never lost.
+    """
+    import numpy as np
+
+    drawn = []
+    for title, grid in grids.items():
+        g = np.asarray(_to_numpy(grid), dtype=bool)
+        rb, cb = blocks(g.shape[0], max_side), blocks(g.shape[1], max_side)
+        rows = [
+            "".join("#" if g[r.start : r.stop, c.start : c.stop].any() else "." for c in cb)
+            for r in rb
+        ]
+        note = f"{g.shape[0]}x{g.shape[1]}"
+        if len(rb) < g.shape[0] or len(cb) < g.shape[1]:
+            note += f", 1 cell = {block_size(rb)}x{block_size(cb)} px"
+        drawn.append((f"{title} ({note})", rows))
+    lines = [f"{chr(65 + i)}: {t}" for i, (t, _) in enumerate(drawn)]
+    height = max(len(rows) for _, rows in drawn)
+    widths = [max(len(r) for r in rows) if rows else 0 for _, rows in drawn]
+    lines.append("   ".join(f"{chr(65 + i):<{w}}" for i, w in enumerate(widths)).rstrip())
+    for k in range(height):
+        lines.append(
+            "   ".join(
+                (rows[k] if k < len(rows) else "").ljust(w)
+                for (_, rows), w in zip(drawn, widths, strict=True)
+            ).rstrip()
+        )
+    return "\n".join(lines)
+
+
+def block_size(bl: list[range]) -> str:
+    """How many entries one block of :func:`blocks` holds: ``"4"``, or ``"3-4"`` if uneven."""
     sizes = {len(b) for b in bl}
     return str(sizes.pop()) if len(sizes) == 1 else f"{min(sizes)}-{max(sizes)}"
 
 
-def _finite_mean(vals: Sequence[float]) -> float:
-    finite = [v for v in vals if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else float("nan")
+_block_size = block_size  # the older private name, still used by masks()
+
+
+def _block_mean(vals: Sequence[float]) -> float:
+    """The mean of a block, NaN if any value in it is not finite."""
+    if not all(math.isfinite(v) for v in vals):
+        return float("nan")
+    return sum(vals) / len(vals)
 
 
 def _to_numpy(x: Any) -> Any:

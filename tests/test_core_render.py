@@ -46,3 +46,12 @@ def test_a_curve_names_first_min_last_and_target() -> None:
 def test_bars_are_proportional_to_counts() -> None:
     lines = _render.bars({"a": 40, "b": 10}, width=20).splitlines()
     assert lines[0].count("█") == 20 and lines[1].count("█") == 5
+
+
+def test_a_single_nan_survives_curve_downsampling() -> None:
+    values = [1.0 / (k + 1) for k in range(300)]
+    values[137] = float("nan")
+    lines = _render.curve(values, width=60).splitlines()
+    assert len(lines[1].strip()) == 60
+    assert lines[1].count("?") == 1
+    assert lines[2] == "  (one character = 5 steps (mean); ? = NaN/Inf)"

@@ -1,0 +1,111 @@
+"""Model factories with their recipe specs: run the whole recipe on any of them with no test
+file, e.g. from the repository root::
+
+    pytest --nn-model examples/recipe_models.py:make_cnn
+    pytest --nn-model examples/recipe_models.py:make_mlp --nn-model examples/recipe_models.py:make_lm -n 2
+
+or, with ``examples`` on ``sys.path`` (or as the current directory), by module name::
+
+    pytest --nn-model recipe_models:make_cnn
+
+Each factory takes no arguments and returns a fresh model; ``@specs.declare(...)`` puts next
+to it the small batch, targets and loss the recipe runs it on. ``test_recipe_whole.py`` runs
+the same factories through ``check_recipe``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pytest_nnrecipe import specs
+
+VOCAB = 32
+SEQ_LEN = 8
+
+
+class SmallCNN(nn.Module):
+    """Two convolutions, global average pooling, a linear head. ``view_bug=True`` flattens
+    with a ``view`` that mixes the batch (the recipe's "view instead of permute")."""
+
+    def __init__(self, channels: int = 1, classes: int = 4, *, view_bug: bool = False) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(16, classes)
+        self.view_bug = view_bug
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # (B, 16, H, W)
+        if self.view_bug:  # meant: h.flatten(2).mean(2); this mixes samples of the batch
+            h = h.view(16, x.shape[0], -1).mean(2).t()
+        else:
+            h = h.flatten(2).mean(2)
+        return self.head(h)
+
+
+class TinyLM(nn.Module):
+    """A 2-layer transformer language model over token ids: (B, T) -> (B, T, vocab) logits.
+    ``causal=False`` drops the attention mask, so every position reads the future."""
+
+    def __init__(self, vocab: int = VOCAB, width: int = 32, *, causal: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.position = nn.Parameter(torch.randn(64, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            width, nhead=2, dim_feedforward=64, dropout=0.0, batch_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(width, vocab)
+        self.causal = causal
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        t = tokens.shape[1]
+        h = self.embed(tokens) + self.position[:t]
+        mask = nn.Transformer.generate_square_subsequent_mask(t) if self.causal else None
+        return self.head(self.blocks(h, mask=mask, is_causal=self.causal))
+
+
+@specs.declare(specs.classification(features=8, classes=4))
+def make_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+
+
+@specs.declare(specs.image_classification(channels=1, size=8, classes=4, batch=8))
+def make_cnn() -> nn.Module:
+    return SmallCNN()
+
+
+@specs.declare(
+    specs.language_model(
+        vocab_size=VOCAB,
+        seq_len=SEQ_LEN,
+        # The real run's schedule: the recipe checks it does not kill the LR too early.
+        scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10_000),
+        total_steps=10_000,
+    )
+)
+def make_lm() -> nn.Module:
+    return TinyLM()
+
+
+# A spec given as a function is built only when the run needs it; so is the model, which
+# imports transformers only when this factory is named.
+@specs.declare(lambda: specs.language_model(vocab_size=64, seq_len=12))
+def make_gpt2() -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=64,
+        n_positions=16,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    return GPT2LMHeadModel(config)

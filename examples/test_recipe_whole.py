@@ -1,0 +1,55 @@
+"""The whole recipe in one call: ``nn_recipe`` (the fixture of ``check_recipe``) runs every step
+that applies, in the recipe's order, each on a fresh model from the factory, and reports one
+table. It fails if any step fails, and the message shows every step, not only the first.
+
+The same factories and specs run with no test file at all::
+
+    pytest --nn-model examples/recipe_models.py:make_cnn
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from recipe_models import SEQ_LEN, VOCAB, SmallCNN, TinyLM, make_cnn, make_lm
+
+from pytest_nnrecipe import specs
+
+IMAGES = specs.image_classification(channels=1, size=8, classes=4, batch=8)
+TOKENS = specs.language_model(vocab_size=VOCAB, seq_len=SEQ_LEN)
+
+
+def test_the_whole_recipe_passes_on_a_small_cnn(nn_recipe):
+    result = nn_recipe(make_cnn, **IMAGES)
+    print(result)  # the table: step, check, verdict, time, key figure (see it with -s)
+    assert result["batch_mixing"].figure == "0 of 56 pairs mix"
+    assert result["causal"].verdict == "skipped"  # no time_dim=: not a sequence model
+
+
+def test_the_whole_recipe_passes_on_a_small_transformer_lm(nn_recipe):
+    cosine = lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10_000)  # noqa: E731
+    result = nn_recipe(make_lm, **TOKENS, scheduler=cosine, total_steps=10_000)
+    assert all(step.passed for step in result.steps), result
+    assert result["causal"].figure == f"0 of {SEQ_LEN * (SEQ_LEN - 1) // 2} pairs leak"
+
+
+def test_a_view_that_mixes_the_batch_fails_the_recipe_at_batch_independence(nn_recipe):
+    # Every other step passes: the bug is silent in training, loud here.
+    with pytest.raises(AssertionError) as failed:
+        nn_recipe(lambda: SmallCNN(view_bug=True), **IMAGES)
+    message = str(failed.value)
+    assert "1 of 6 steps did not pass: batch_mixing (failed)" in message
+    assert "--- step batch_mixing (assert_no_batch_mixing): failed" in message
+    assert "output of sample" in message
+
+
+def test_an_lm_without_its_attention_mask_fails_causality(nn_recipe):
+    # checks= picks the steps to run; the others are listed as skipped.
+    with pytest.raises(AssertionError, match=r"causal\s+failed .* pairs leak, e\.g\. step 0 <- 1"):
+        nn_recipe(lambda: TinyLM(causal=False), **TOKENS, checks=["overfit", "causal"])
+
+
+def test_a_schedule_that_decays_every_batch_fails_the_lr_step(nn_recipe):
+    per_batch = lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)  # noqa: E731
+    with pytest.raises(AssertionError, match=r"(?s)lr_schedule\s+failed.*StepLR counts"):
+        nn_recipe(make_cnn, **IMAGES, checks="lr_schedule", scheduler=per_batch, total_steps=10_000)

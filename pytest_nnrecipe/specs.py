@@ -1,0 +1,304 @@
+"""Recipe specs: the small batch, targets and loss the whole recipe runs a model on.
+
+A :class:`RecipeSpec` holds what :func:`pytest_nnrecipe.check_recipe` needs besides the model
+factory: ``inputs``, ``targets``, ``loss_fn`` and, for sequence models, ``time_dim``. It is a
+mapping of ``check_recipe``'s keyword arguments, so ``check_recipe(make_model, **spec)`` runs
+it. The builders make one for the common shapes of work from a few sizes, with data from their
+own seeded generator (the same batch in every process, whatever ran before)::
+
+    from pytest_nnrecipe import check_recipe, specs
+
+    check_recipe(make_cnn, **specs.image_classification(channels=3, size=16, classes=10))
+
+For ``pytest --nn-model module:factory`` (no test file) declare the spec next to the factory::
+
+    @specs.declare(specs.language_model(vocab_size=64, seq_len=12))
+    def make_lm() -> nn.Module: ...
+
+``declare`` sets ``make_lm.nnrecipe_spec``; a spec, a dict of its fields, or a zero-argument
+function returning either (built only when the run needs it) are all accepted there.
+Importing this module does not import torch; the builders do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+__all__ = [
+    "RecipeSpec",
+    "classification",
+    "declare",
+    "image_classification",
+    "language_model",
+    "logits_for_cross_entropy",
+    "regression",
+    "sequence_classification",
+]
+
+#: The attribute of a factory that holds its spec (what :func:`declare` sets).
+ATTRIBUTE = "nnrecipe_spec"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RecipeSpec(Mapping[str, Any]):
+    """What the recipe runs a model on; a mapping of ``check_recipe``'s keyword arguments.
+
+    ``inputs``/``targets``/``loss_fn`` as for the training checks; ``time_dim`` (the inputs'
+    time dimension) turns on the causality step; ``output`` picks the checked tensor of the
+    model's output and ``loss_output`` what ``loss_fn`` receives (default: ``output``);
+    ``optimizer`` (``params -> Optimizer``) is used by the training steps, and with
+    ``scheduler`` (``optimizer -> LRScheduler``) and ``total_steps`` by the LR-schedule step;
+    ``checks`` selects steps (default: all that apply); ``options`` gives keyword arguments to
+    single steps, e.g. ``{"overfit": {"max_steps": 300}}``.
+    """
+
+    inputs: Any
+    targets: Any
+    loss_fn: Callable[[Any, Any], Any]
+    time_dim: int | None = None
+    output: Any = None
+    loss_output: Any = None
+    optimizer: Callable[[Any], Any] | None = None
+    scheduler: Callable[[Any], Any] | None = None
+    total_steps: int | None = None
+    checks: Sequence[str] | str | None = None
+    options: Mapping[str, Mapping[str, Any]] | None = None
+
+    # Identity, not Mapping's item-wise equality (tensors have no truth value).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __post_init__(self) -> None:
+        if not callable(self.loss_fn):
+            raise TypeError(
+                f"loss_fn={self.loss_fn!r} must be a callable loss_fn(output, targets) -> "
+                "scalar tensor, e.g. torch.nn.CrossEntropyLoss()."
+            )
+        if self.time_dim is not None and (
+            isinstance(self.time_dim, bool) or not isinstance(self.time_dim, int)
+        ):
+            raise TypeError(f"time_dim={self.time_dim!r} must be an int or None.")
+
+    # The mapping protocol: ``check_recipe(make_model, **spec)``. Unset fields are left out.
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def _keys(self) -> list[str]:
+        required = ("inputs", "targets", "loss_fn")
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name in required or getattr(self, f.name) is not None
+        ]
+
+    def replace(self, **changes: Any) -> RecipeSpec:
+        """A copy with some fields changed, e.g. ``spec.replace(checks=["overfit"])``."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def of(cls, value: Any) -> RecipeSpec:
+        """A spec from a spec or a mapping of its fields; ``TypeError`` naming what is wrong."""
+        if isinstance(value, RecipeSpec):
+            return value
+        if isinstance(value, Mapping):
+            names = [f.name for f in dataclasses.fields(cls)]
+            unknown = [k for k in value if k not in names]
+            missing = [k for k in ("inputs", "targets", "loss_fn") if k not in value]
+            if unknown or missing:
+                raise TypeError(
+                    "a recipe spec given as a dict needs the keys inputs, targets and loss_fn "
+                    f"and may have {', '.join(names[3:])}; "
+                    + (f"unknown: {unknown}" if unknown else f"missing: {missing}")
+                    + "."
+                )
+            return cls(**value)
+        raise TypeError(
+            f"expected a pytest_nnrecipe.specs.RecipeSpec (or a dict of its fields), got "
+            f"{type(value).__name__}; build one with e.g. "
+            "specs.classification(features=8, classes=4)."
+        )
+
+
+def declare(spec: RecipeSpec | Mapping[str, Any] | Callable[[], Any]) -> Callable[[F], F]:
+    """Decorate a model factory with the spec ``pytest --nn-model module:factory`` runs it on.
+
+    ``spec``: a :class:`RecipeSpec`, a dict of its fields, or a zero-argument function that
+    returns one (called when the run needs it). Sets ``factory.nnrecipe_spec``.
+    """
+    if not (isinstance(spec, (RecipeSpec, Mapping)) or callable(spec)):
+        raise TypeError(
+            f"declare(spec) takes a RecipeSpec, a dict of its fields or a function returning "
+            f"one; got {type(spec).__name__}."
+        )
+
+    def attach(factory: F) -> F:
+        if not callable(factory):
+            raise TypeError(
+                f"@declare(...) decorates a model factory (a function returning an "
+                f"nn.Module); got {type(factory).__name__}."
+            )
+        setattr(factory, ATTRIBUTE, spec)
+        return factory
+
+    return attach
+
+
+# --- builders -----------------------------------------------------------------------------
+
+
+def classification(
+    *, features: int, classes: int, batch: int = 16, seed: int = 0, **fields: Any
+) -> RecipeSpec:
+    """Feature vectors ``(batch, features)`` with balanced labels ``(batch,)`` out of
+    ``classes``; ``nn.CrossEntropyLoss`` on ``(batch, classes)`` logits."""
+    import torch
+
+    _sizes(features=features, classes=classes, batch=batch)
+    gen = _generator(seed)
+    x = torch.randn(batch, features, generator=gen)
+    return RecipeSpec(x, _balanced(batch, classes, gen), torch.nn.CrossEntropyLoss(), **fields)
+
+
+def image_classification(
+    *,
+    channels: int,
+    size: int | tuple[int, int],
+    classes: int,
+    batch: int = 16,
+    seed: int = 0,
+    **fields: Any,
+) -> RecipeSpec:
+    """Images ``(batch, channels, height, width)`` with balanced labels; cross-entropy on
+    ``(batch, classes)`` logits."""
+    import torch
+
+    h, w = (size, size) if isinstance(size, int) else size
+    _sizes(channels=channels, height=h, width=w, classes=classes, batch=batch)
+    gen = _generator(seed)
+    x = torch.randn(batch, channels, h, w, generator=gen)
+    return RecipeSpec(x, _balanced(batch, classes, gen), torch.nn.CrossEntropyLoss(), **fields)
+
+
+def language_model(
+    *, vocab_size: int, seq_len: int, batch: int = 4, seed: int = 0, **fields: Any
+) -> RecipeSpec:
+    """Token-level language modelling (causal): token ids ``(batch, seq_len)`` in, the next
+    token at every position as targets, cross-entropy on ``(batch, seq_len, vocab_size)``
+    logits (a plain tensor or a Hugging Face ``ModelOutput``'s ``logits``).
+
+    ``time_dim=1``, so the recipe checks causality. Every sequence starts with a different
+    token, so no two share a prefix and one batch can be fit exactly. The loss expected at
+    init is ``log(vocab_size)``, a uniform guess over the vocabulary: a few dozen target
+    tokens cover too little of it for their own prior (what the init check derives by
+    default) to be what an untrained model can know.
+    """
+    import math
+
+    import torch
+
+    _sizes(vocab_size=vocab_size, seq_len=seq_len, batch=batch)
+    if batch > vocab_size:
+        raise ValueError(
+            f"batch={batch} > vocab_size={vocab_size}: every sequence starts with a different "
+            "token (so one batch can be fit exactly); pass batch <= vocab_size."
+        )
+    gen = _generator(seed)
+    tokens = torch.randint(vocab_size, (batch, seq_len + 1), generator=gen)
+    tokens[:, 0] = torch.randperm(vocab_size, generator=gen)[:batch]
+    fields.setdefault("time_dim", 1)
+    fields.setdefault("loss_output", logits_for_cross_entropy)
+    options = {k: dict(v) for k, v in (fields.pop("options", None) or {}).items()}
+    options.setdefault("init_loss", {}).setdefault("expected", math.log(vocab_size))
+    fields["options"] = options
+    return RecipeSpec(tokens[:, :-1], tokens[:, 1:], torch.nn.CrossEntropyLoss(), **fields)
+
+
+def sequence_classification(
+    *,
+    vocab_size: int,
+    seq_len: int,
+    classes: int,
+    batch: int = 8,
+    seed: int = 0,
+    **fields: Any,
+) -> RecipeSpec:
+    """Token ids ``(batch, seq_len)``, one balanced label per sequence; cross-entropy on
+    ``(batch, classes)`` logits. Not causal (the label reads the whole sequence)."""
+    import torch
+
+    _sizes(vocab_size=vocab_size, seq_len=seq_len, classes=classes, batch=batch)
+    gen = _generator(seed)
+    tokens = torch.randint(vocab_size, (batch, seq_len), generator=gen)
+    labels = _balanced(batch, classes, gen)
+    return RecipeSpec(tokens, labels, torch.nn.CrossEntropyLoss(), **fields)
+
+
+def regression(
+    *, features: int, outputs: int = 1, batch: int = 16, seed: int = 0, **fields: Any
+) -> RecipeSpec:
+    """Feature vectors ``(batch, features)``, real targets ``(batch, outputs)`` (a random
+    linear function of the inputs plus noise); ``nn.MSELoss``."""
+    import torch
+
+    _sizes(features=features, outputs=outputs, batch=batch)
+    gen = _generator(seed)
+    x = torch.randn(batch, features, generator=gen)
+    w = torch.randn(features, outputs, generator=gen) / features**0.5
+    y = x @ w + 0.1 * torch.randn(batch, outputs, generator=gen)
+    return RecipeSpec(x, y, torch.nn.MSELoss(), **fields)
+
+
+def logits_for_cross_entropy(out: Any) -> Any:
+    """The ``(batch, time, vocab)`` logits of a model's output (a tensor, a tuple, a Hugging
+    Face ``ModelOutput``) as ``(batch, vocab, time)``, the layout ``nn.CrossEntropyLoss`` takes
+    for per-position targets ``(batch, time)``: the language-model spec's ``loss_output``."""
+    from ._outputs import select
+
+    logits = select(out)
+    if logits.dim() != 3:
+        raise ValueError(
+            f"the language-model loss expects (batch, time, vocab) logits; the model returned "
+            f"shape {tuple(logits.shape)}. Pass loss_output= to pick or reshape them."
+        )
+    return logits.transpose(1, 2)
+
+
+def _generator(seed: int) -> Any:
+    import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed={seed!r} must be an int.")
+    return torch.Generator().manual_seed(seed)
+
+
+def _balanced(batch: int, classes: int, gen: Any) -> Any:
+    """Labels with every class equally often (up to one), in a seeded random order."""
+    import torch
+
+    labels = torch.arange(batch) % classes
+    return labels[torch.randperm(batch, generator=gen)]
+
+
+def _sizes(**sizes: Any) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive int.")
+    if sizes.get("batch", 2) < 2:
+        raise ValueError(
+            f"batch={sizes['batch']} must be at least 2 (the batch-independence step compares "
+            "samples)."
+        )
+    if "classes" in sizes and sizes["classes"] < 2:
+        raise ValueError(f"classes={sizes['classes']} must be at least 2.")
