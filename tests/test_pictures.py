@@ -6,16 +6,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pytest_nnrecipe import _pictures
 from pytest_nnrecipe._context import CheckRecord
 from pytest_nnrecipe._pictures import _canvas, _charts, _grids, _matrix
-
-pytest.importorskip("matplotlib")
-from PIL import Image
 
 
 def _pixels(path: str | Path) -> np.ndarray:
@@ -134,7 +133,6 @@ def test_each_picture_is_a_png_of_its_declared_size(
 
 
 def test_the_size_holds_under_a_tight_bbox_rc_setting(tmp_path: Path) -> None:
-    import matplotlib
 
     with matplotlib.rc_context({"savefig.bbox": "tight", "figure.dpi": 37}):
         path = _pictures.loss_curve([3.0, 2.0, 1.0], tmp_path / "l.png")
@@ -384,7 +382,6 @@ def test_without_matplotlib_it_says_how_to_install_it(
 
 
 def test_drawing_leaves_the_global_matplotlib_state_alone(tmp_path: Path) -> None:
-    import matplotlib
 
     backend = matplotlib.get_backend(auto_select=False)
     had_pyplot = "matplotlib.pyplot" in sys.modules

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+import transformers
 from torch import nn
 
 from pytest_nnrecipe import check_recipe, specs
 
-transformers = pytest.importorskip("transformers")
 transformers.logging.set_verbosity_error()
 
 VOCAB = 64

@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch._dynamo  # imported before the inner runs: see _imported_before_the_runs
+from PIL import Image
 
 from pytest_nnrecipe._context import CheckRecord
 from pytest_nnrecipe._pictures import _charts, _grids, _matrix, file_stem, write_test_artifacts
-
-pytest.importorskip("matplotlib")
-Image = pytest.importorskip("PIL.Image")
 
 SUITE = """
 import torch
