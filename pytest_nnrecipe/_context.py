@@ -36,6 +36,8 @@ class RunContext:
     reproduce: str | None = None
     artifacts_dir: str | None = None
     records: list[CheckRecord] = dataclasses.field(default_factory=list)
+    #: The seed a ``@given`` test's examples were drawn with (set by the Hypothesis plugin).
+    hypothesis_seed: int | None = None
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

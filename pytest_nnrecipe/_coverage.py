@@ -68,7 +68,12 @@ class Step:
 #: The recipe's testable steps, in the recipe's order.
 STEPS: tuple[Step, ...] = (
     Step("Become one with the data", DATA_CHECKS, "data checks, e.g. assert_no_duplicates"),
-    Step("Visualize just before the net", (), "run with --nn-artifacts DIR"),
+    Step(
+        "Visualize just before the net",
+        (),
+        "run with --nn-artifacts DIR (pictures of the failing checks; of every check with "
+        "--nn-artifacts-all)",
+    ),
     Step("Verify loss @ init / Init well", ("assert_init_loss",), "assert_init_loss"),
     Step(
         "Input-independent baseline",
@@ -179,10 +184,12 @@ def build_report(
 ) -> str:
     """The coverage table of a session's check calls (from every xdist worker).
 
-    ``artifacts_dir``: the ``--nn-artifacts`` directory, if given (covers "Visualize just
-    before the net"; with a training check also "Visualize prediction dynamics");
-    ``artifacts_written``: how many pictures went there; ``property_tests``: how many
-    Hypothesis-driven tests ran (covers "Generalize a special case").
+    ``artifacts_dir``: the ``--nn-artifacts`` directory, if given, and
+    ``artifacts_written``: how many pictures went there; only pictures actually written cover
+    "Visualize just before the net" (and, with a training check, "Visualize prediction
+    dynamics"): a directory that stayed empty (every check passed, matplotlib missing) does
+    not; ``property_tests``: how many Hypothesis-driven tests ran (covers "Generalize a
+    special case").
     """
     items = [e if isinstance(e, Entry) else from_json(e) for e in entries]
     tests = {e.nodeid for e in items}
@@ -203,7 +210,11 @@ def build_report(
         if mine:
             lines.append("")
             lines += _model_table(title, mine, width, show_missing=False)
-    missing = [s for s in STEPS if not _status(s, items, artifacts_dir, property_tests)[0]]
+    missing = [
+        s
+        for s in STEPS
+        if not _status(s, items, artifacts_dir, property_tests, artifacts_written)[0]
+    ]
     lines.append("")
     if missing:
         lines.append("Not covered by any test (how to cover it):")
@@ -247,6 +258,8 @@ def _status(
     if step.name == "Visualize just before the net":
         if artifacts_dir is None:
             return False, "-", "not covered (text pictures only)"
+        if not written:
+            return False, "-", f"no picture written to {artifacts_dir}"
         return True, "all", f"{_n(written, 'picture')} in {artifacts_dir}"
     if step.name == "Visualize prediction dynamics":
         curves = {e.nodeid for e in items if e.check in TRAINING_CURVE_CHECKS}
@@ -254,6 +267,8 @@ def _status(
             return False, "-", "not covered"
         if artifacts_dir is None:
             return False, str(len(curves)), "text curves only (no --nn-artifacts)"
+        if not written:
+            return False, str(len(curves)), "text curves only (no picture written)"
         return True, str(len(curves)), "pictures of loss and predictions"
     if step.name == "Generalize a special case":
         if property_tests:

@@ -18,7 +18,8 @@ point (:func:`_hypothesis_setup_hook`, run when Hypothesis is imported) or when
   seed, and a failure is reproduced by the ``--nn-seed`` its report prints. A seeded test runs
   without the example database (Hypothesis' rule for ``@seed``), which would otherwise replay
   old failures first. A test's own ``@seed``, ``settings(derandomize=True)`` or
-  ``--hypothesis-seed`` takes precedence.
+  ``--hypothesis-seed`` takes precedence. The seed is kept on the test's ``RunContext``
+  (``hypothesis_seed``), and the one ``nnrecipe`` section of a failing test names it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def register_profile() -> None:
         options["suppress_health_check"] = [
             HealthCheck[n] for n in options["suppress_health_check"]
         ]
+        if settings.get_current_profile_name() == "ci":
+            # Hypothesis loads its "ci" profile on CI machines (CI=true and the like), and a
+            # new profile inherits from the current one. Keep its database=None and
+            # print_blob=True, but not derandomize=True: the per-test nn seed already makes
+            # the examples reproducible, and varies them with --nn-seed.
+            options["derandomize"] = False
         settings.register_profile(PROFILE, **options)
     if _sessions and not _sessions[-1]["loaded"]:
         _sessions[-1]["loaded"] = True
@@ -152,8 +159,9 @@ def _current_profile() -> str | None:
 
 
 def _profile_chosen_elsewhere() -> bool:
+    """A profile other than Hypothesis' automatic ones ("default", and "ci" on CI machines)."""
     current = _current_profile()
-    return current is not None and current not in ("default", PROFILE)
+    return current is not None and current not in ("default", "ci", PROFILE)
 
 
 # --- runtest hooks ------------------------------------------------------------------------
@@ -168,21 +176,6 @@ def pytest_runtest_call(item: Any) -> Generator[None, Any, None]:
     finally:
         if undo is not None:
             undo()
-
-
-@hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
-    outcome = yield
-    report = outcome.get_result()
-    seed = item.stash.get(_key("seed"), None)
-    if report.failed and report.when == "call" and seed is not None:
-        report.sections.append(
-            (
-                "nnrecipe hypothesis",
-                f"examples drawn with hypothesis.seed({seed}), this test's nn seed: the same "
-                "--nn-seed draws them again",
-            )
-        )
 
 
 def _seed_given_test(item: Any) -> Callable[[], None] | None:
@@ -203,7 +196,7 @@ def _seed_given_test(item: Any) -> Callable[[], None] | None:
     ):
         return None
     seed(ctx.seed)(test)  # also turns the example database off, as @seed does
-    item.stash[_key("seed")] = ctx.seed
+    ctx.hypothesis_seed = ctx.seed  # the report plugin names it in the failure section
 
     def undo() -> None:
         test._hypothesis_internal_use_seed = None

@@ -84,32 +84,58 @@ def dependency_matrix(
     return "\n".join(lines)
 
 
-def sparkline(values: Sequence[float], *, width: int = WIDTH, log: bool = False) -> str:
+#: The log-scale rule of every curve, text and PNG: all finite values positive and spanning
+#: more than this ratio (two decades). A StepLR collapse (x0.001) or a loss falling from 2.3 to
+#: 0.01 then reads on a log axis; a loss moving within one decade stays linear.
+LOG_RATIO = 100.0
+
+
+def use_log(*series: Sequence[float]) -> bool:
+    """The one log-scale rule: True when the finite values of all ``series`` together are
+    positive and span more than :data:`LOG_RATIO` (non-finite values are ignored)."""
+    finite = [float(v) for vals in series for v in vals if math.isfinite(float(v))]
+    if len(finite) < 2 or min(finite) <= 0:
+        return False
+    return max(finite) / min(finite) > LOG_RATIO
+
+
+def _resolve_log(log: bool | str, *series: Sequence[float]) -> bool:
+    if log == "auto":
+        return use_log(*series)
+    if isinstance(log, bool):
+        return log
+    raise ValueError(f"log={log!r} must be True, False or 'auto'.")
+
+
+def sparkline(
+    values: Sequence[float],
+    *,
+    width: int = WIDTH,
+    log: bool | str = False,
+    lo: float | None = None,
+    hi: float | None = None,
+    steps: int | None = None,
+) -> str:
     """One line of block characters for a curve, ``?`` where a value is NaN/Inf.
 
     Longer than ``width`` it is grouped into blocks (:func:`blocks`) drawn at their mean; a
     block holding a non-finite value shows ``?`` (the worst thing inside it wins, as in the
-    matrices). With ``log`` values <= 0 count as non-finite.
+    matrices). With ``log`` (or ``"auto"``: :func:`use_log`) values <= 0 count as non-finite.
+    ``lo``/``hi`` fix the scale (in data units; several curves on one scale) and ``steps``
+    the x axis (the length of the longest curve drawn next to this one), else both fit
+    ``values``.
     """
     vals = [float(v) for v in values]
     if not vals:
         return ""
-    if log:
-        vals = [math.log10(v) if v > 0 else float("nan") for v in vals]
-    bins = blocks(len(vals), width)
-    means = [_block_mean(vals[b.start : b.stop]) for b in bins]
+    log = _resolve_log(log, vals)
+    means = _block_means(vals, blocks(max(steps or 0, len(vals)), width), log)
     finite = [m for m in means if math.isfinite(m)]
     if not finite:
         return "?" * len(means)
-    lo, hi = min(finite), max(finite)
-    span = hi - lo or 1.0
-    out = []
-    for m in means:
-        if not math.isfinite(m):
-            out.append("?")
-        else:
-            out.append(_BLOCKS[min(int((m - lo) / span * len(_BLOCKS)), len(_BLOCKS) - 1)])
-    return "".join(out)
+    bottom = min(finite) if lo is None else _scaled(lo, log)
+    top = max(finite) if hi is None else _scaled(hi, log)
+    return "".join(_glyph(m, bottom, top) for m in means)
 
 
 def curve(
@@ -118,33 +144,210 @@ def curve(
     label: str = "loss",
     target: float | None = None,
     width: int = WIDTH,
-    log: bool = False,
+    log: bool | str = "auto",
 ) -> str:
     """A labelled sparkline: first/min/last values, the number of points, and the target.
 
-    Notes under the line say what one character stands for when the curve is downsampled and
-    what ``?`` means when it appears.
+    ``log="auto"`` applies the one log-scale rule (:func:`use_log`). Notes under the line say
+    what one character stands for when the curve is downsampled and what ``?`` means when it
+    appears.
     """
     vals = [float(v) for v in values]
     if not vals:
         return f"{label}: (no values)"
-    finite = [v for v in vals if math.isfinite(v)]
-    lo = min(finite) if finite else float("nan")
-    parts = [f"first {vals[0]:.4g}", f"min {lo:.4g}", f"last {vals[-1]:.4g}"]
+    log = _resolve_log(log, vals)
+    parts = [_stats(vals)]
     if target is not None:
         parts.append(f"target {target:.4g}")
     line = sparkline(vals, width=width, log=log)
-    notes = []
-    bins = blocks(len(vals), width)
-    if len(bins) < len(vals):
-        notes.append(f"one character = {block_size(bins)} steps (mean)")
-    if "?" in line:
-        notes.append("? = NaN/Inf" + (" or <= 0 on the log scale" if log else ""))
+    notes = _notes(len(vals), width, "?" in line, _nonpositive(log, vals))
     return (
         f"{label} over {len(vals)} steps ({', '.join(parts)}"
         f"{', log scale' if log else ''}):\n  {line}"
         + (f"\n  ({'; '.join(notes)})" if notes else "")
     )
+
+
+def curves(
+    series: Mapping[str, Sequence[float]],
+    *,
+    label: str = "loss",
+    target: float | None = None,
+    width: int = WIDTH,
+    log: bool | str = "auto",
+) -> str:
+    """Several named curves on ONE scale, one sparkline row each, so their levels compare.
+
+    All rows share the y range (the line under the title gives it: what ``▁`` and ``█``
+    stand for) and the x axis (one character = the same steps in every row); ``target``, if
+    given, is a flat row at its level. ``log="auto"`` decides the log scale from all the
+    values together (:func:`use_log`).
+    """
+    named = {str(k): [float(v) for v in vals] for k, vals in series.items()}
+    named = {k: v for k, v in named.items() if v}
+    if not named:
+        return f"{label}: (no values)"
+    extra = [target] if target is not None and math.isfinite(target) else []
+    log = _resolve_log(log, *named.values(), extra)
+    if log and extra and extra[0] <= 0:
+        extra = []
+    n = max(len(v) for v in named.values())
+    names = [*named, *(["target"] if extra else [])]
+    name_w = min(max(len(k) for k in names), 24)
+    spark_w = max(10, min(width, 80 - 4 - name_w))
+    bins = blocks(n, spark_w)
+    means = {k: _block_means(v, bins, log) for k, v in named.items()}
+    scaled = [_scaled(v, log) for vals in [*named.values(), extra] for v in vals]
+    finite = [v for v in scaled if math.isfinite(v)]
+    if not finite:
+        lo = hi = float("nan")
+    else:
+        lo, hi = min(finite), max(finite)
+    rows = []
+    for k, ms in means.items():
+        rows.append(f"  {fit(k, name_w):<{name_w}}  " + "".join(_glyph(m, lo, hi) for m in ms))
+    if extra:
+        rows.append(
+            f"  {'target':<{name_w}}  " + _glyph(_scaled(extra[0], log), lo, hi) * len(bins)
+        )
+    shown = [_unscaled(lo, log), _unscaled(hi, log)]
+    head = (
+        f"{label} over {n} steps, one shared scale{' (log)' if log else ''}: "
+        f"{_BLOCKS[0]} = {shown[0]:.4g} ... {_BLOCKS[-1]} = {shown[1]:.4g}"
+    )
+    stats = [f"  {fit(k, name_w):<{name_w}}  {_stats(v)}" for k, v in named.items()]
+    if extra:
+        stats.append(f"  {'target':<{name_w}}  {extra[0]:.4g}")
+    notes = _notes(n, spark_w, any("?" in r for r in rows), _nonpositive(log, *named.values()))
+    return "\n".join([head, *rows, *stats] + ([f"  ({'; '.join(notes)})"] if notes else []))
+
+
+def _stats(vals: list[float]) -> str:
+    finite = [v for v in vals if math.isfinite(v)]
+    lo = min(finite) if finite else float("nan")
+    return f"first {vals[0]:.4g}, min {lo:.4g}, last {vals[-1]:.4g}"
+
+
+def _notes(n: int, width: int, has_bad: bool, nonpositive: bool) -> list[str]:
+    notes = []
+    bins = blocks(n, width)
+    if len(bins) < n:
+        notes.append(f"one character = {block_size(bins)} steps (mean)")
+    if has_bad:
+        notes.append("? = NaN/Inf" + (" or <= 0 on the log scale" if nonpositive else ""))
+    return notes
+
+
+def _nonpositive(log: bool, *series: Sequence[float]) -> bool:
+    return log and any(math.isfinite(v) and v <= 0 for vals in series for v in vals)
+
+
+def _block_means(vals: list[float], bins: list[range], log: bool) -> list[float]:
+    """The mean of each block of ``bins`` that ``vals`` reaches (a shorter curve ends early)."""
+    scaled = [_scaled(v, log) for v in vals]
+    return [_block_mean(scaled[b.start : b.stop]) for b in bins if b.start < len(scaled)]
+
+
+def _scaled(v: float, log: bool) -> float:
+    if not log:
+        return v
+    return math.log10(v) if v > 0 and math.isfinite(v) else float("nan")
+
+
+def _unscaled(v: float, log: bool) -> float:
+    return 10.0**v if log and math.isfinite(v) else v
+
+
+def _glyph(m: float, lo: float, hi: float) -> str:
+    if not math.isfinite(m) or not math.isfinite(lo):
+        return "?"
+    span = hi - lo or 1.0
+    k = int((m - lo) / span * len(_BLOCKS))
+    return _BLOCKS[min(max(k, 0), len(_BLOCKS) - 1)]
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` characters in the middle (``…``), keeping its ends.
+
+    A dotted name (a parameter or module path) keeps whole segments: the last ones (which
+    tensor), the numbers with the segment before them (which layer), the first one; so
+    ``model.encoder.layer.11.attention.output.LayerNorm.weight`` at 36 becomes
+    ``model.….layer.11.….LayerNorm.weight``. Other text keeps its start and a longer end.
+    """
+    text = str(text)
+    if width < 1:
+        raise ValueError(f"width={width!r} must be at least 1.")
+    if len(text) <= width:
+        return text
+    parts = text.split(".")
+    if len(parts) > 2:
+        last = len(parts) - 1
+        numbers = [k for k in range(last, -1, -1) if parts[k].isdigit()]
+        order = [last, *numbers, *(k - 1 for k in numbers if k > 0), 0]
+        order += [k for k in range(last - 1, 0, -1)]
+        kept: set[int] = set()
+        for k in dict.fromkeys(order):
+            if len(_dotted(parts, kept | {k})) <= width:
+                kept.add(k)
+        if last in kept:
+            return _dotted(parts, kept)
+    if width == 1:
+        return "…"
+    head = (width - 1) // 3
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def _dotted(parts: list[str], kept: set[int]) -> str:
+    """``parts`` joined by dots, each run of parts not ``kept`` shown as one ``…``."""
+    out: list[str] = []
+    for k, part in enumerate(parts):
+        if k in kept:
+            out.append(part)
+        elif not out or out[-1] != "…":
+            out.append("…")
+    return ".".join(out)
+
+
+def table(
+    rows: Sequence[Sequence[Any]],
+    *,
+    shrink: int = 0,
+    width: int = 80,
+    indent: str = "  ",
+    min_width: int = 16,
+    min_last: int = 28,
+) -> str:
+    """Rows of cells as left-aligned columns, two spaces apart, that fit ``width`` characters.
+
+    Too wide, the last column (free text) wraps onto lines aligned under its start, down to
+    ``min_last`` characters; if that is not enough, column ``shrink`` (e.g. long parameter
+    names) is cut in the middle (:func:`fit`), keeping its distinctive end, down to
+    ``min_width``.
+    """
+    import textwrap
+
+    cells = [[str(c) for c in row] for row in rows]
+    if not cells:
+        return ""
+    n = max(len(r) for r in cells)
+    cells = [r + [""] * (n - len(r)) for r in cells]
+    widths = [max(len(r[k]) for r in cells) for k in range(n)]
+    before_last = len(indent) + sum(widths[:-1]) + 2 * (n - 1)
+    last_w = max(width - before_last, min(widths[-1], min_last), 1)
+    over = before_last + last_w - width
+    if over > 0 and n > 1 and 0 <= shrink < n - 1:
+        widths[shrink] = max(min_width, widths[shrink] - over)
+        for r in cells:
+            r[shrink] = fit(r[shrink], widths[shrink])
+        before_last = len(indent) + sum(widths[:-1]) + 2 * (n - 1)
+        last_w = max(width - before_last, min(widths[-1], min_last), 1)
+    lines = []
+    for r in cells:
+        head = indent + "".join(f"{c:<{w}}  " for c, w in zip(r[:-1], widths, strict=False))
+        wrapped = textwrap.wrap(r[-1], last_w, break_on_hyphens=False) or [""]
+        lines.append((head + wrapped[0]).rstrip())
+        lines += [(" " * len(head) + more).rstrip() for more in wrapped[1:]]
+    return "\n".join(lines)
 
 
 def bars(counts: Mapping[Any, float], *, width: int = 40, max_rows: int = 20) -> str:

@@ -8,7 +8,8 @@ pictures and the failure section), session end (the report).
   (of all its checks when none of them failed: the test failed on its own assert) go to DIR;
   with ``--nn-artifacts-all`` every check call gets its pictures, failing or not.
 - Every failing test gets one ``nnrecipe`` report section: seed, device, reproduce command,
-  then per check its verdict, method, mode and the paths of its pictures.
+  the Hypothesis seed of a ``@given`` test, then per check its verdict, method, mode,
+  optimizer and the paths of its pictures.
 - At the end of each test its check calls join the session's records as small JSON entries
   (:func:`pytest_nnrecipe._coverage.to_json`), and the records themselves (batches, matrices,
   curves) are let go: pytest keeps every item, and with it its context, to the end.
@@ -40,7 +41,7 @@ WORKEROUTPUT_KEY = "nnrecipe_records"
 #: calls its check once per example; the last failing call is the shrunk example's replay).
 MAX_DRAWN_CALLS = 4
 #: Facts of a check call shown in the failure section, in this order.
-SECTION_FACTS = ("method", "mode", "optimizer", "steps", "target")
+SECTION_FACTS = ("method", "mode", "optimizer", "steps", "target", "total_steps", "min_fraction")
 
 
 @dataclasses.dataclass
@@ -214,6 +215,11 @@ def failure_section(
         f"seed={ctx.seed} (base seed {ctx.base_seed}), device={ctx.device}",
         f"reproduce: {ctx.reproduce}",
     ]
+    if ctx.hypothesis_seed is not None:
+        lines.append(
+            f"hypothesis: examples drawn with hypothesis.seed({ctx.hypothesis_seed}), this "
+            "test's nn seed: the same --nn-seed draws them again"
+        )
     groups: dict[tuple[str, str], list[int]] = {}
     for k, rec in enumerate(ctx.records):
         groups.setdefault((rec.check, rec.model), []).append(k)

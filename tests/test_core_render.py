@@ -55,3 +55,49 @@ def test_a_single_nan_survives_curve_downsampling() -> None:
     assert len(lines[1].strip()) == 60
     assert lines[1].count("?") == 1
     assert lines[2] == "  (one character = 5 steps (mean); ? = NaN/Inf)"
+
+
+def test_curves_share_one_scale_so_their_levels_compare() -> None:
+    text = _render.curves({"low": [1.0, 1.0, 1.0], "high": [10.0, 10.0, 10.0]}, log=False)
+    lines = text.splitlines()
+    assert lines[0] == "loss over 3 steps, one shared scale: ▁ = 1 ... █ = 10"
+    assert lines[1] == "  low   ▁▁▁" and lines[2] == "  high  ███"
+    # A target is a flat row on the same scale; a shorter curve ends early on the shared x axis.
+    text = _render.curves({"a": [4.0, 3.0, 2.0, 1.0], "b": [4.0, 4.0]}, target=2.5, log=False)
+    rows = {line.split()[0]: line.split()[1] for line in text.splitlines()[1:4]}
+    assert rows == {"a": "█▆▃▁", "b": "██", "target": "▅▅▅▅"}
+    assert all(len(line) <= 80 for line in text.splitlines())
+
+
+def test_one_log_rule_for_every_curve() -> None:
+    assert _render.use_log([2.3, 1.0, 0.01])  # positive, more than two decades
+    assert not _render.use_log([2.3, 0.5])  # within two decades: linear
+    assert not _render.use_log([2.3, 0.0, 0.001])  # not all positive
+    assert _render.use_log([0.1, float("nan"), 1e-4])  # non-finite values are ignored
+    assert "log scale" in _render.curve([1.0, 1e-3])
+    assert "log scale" not in _render.curve([1.0, 0.5])
+    assert "(log)" in _render.curves({"a": [1.0, 0.5], "b": [1e-3, 1e-3]})  # all series together
+
+
+def test_fit_cuts_in_the_middle_and_keeps_the_distinctive_end() -> None:
+    name = "bert.encoder.layer.11.attention.self.query.weight"
+    short = _render.fit(name, 30)
+    assert short == "bert.….layer.11.….query.weight" and len(short) == 30
+    assert "…" in short and _render.fit("lin.weight", 30) == "lin.weight"
+    assert _render.fit("model.encoder.layer.11.attention.output.LayerNorm.weight", 36) == (
+        "model.….layer.11.….LayerNorm.weight"
+    )
+    text = "a long sentence that is not a dotted name at all"
+    assert len(_render.fit(text, 20)) == 20 and _render.fit(text, 20).endswith("at all")
+
+
+def test_a_table_fits_80_columns_by_cutting_names_and_wrapping_the_last_column() -> None:
+    names = [f"model.encoder.layer.{k}.attention.output.LayerNorm.weight" for k in (1, 11)]
+    rows = [(n, "(768,)", "no gradient: ran in forward, cut off from the loss") for n in names]
+    lines = _render.table(rows).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    first, second = (line.split()[0] for line in lines if not line.startswith("    "))
+    assert first.endswith("LayerNorm.weight") and "…" in first
+    assert "layer.1." in first and "layer.11." in second  # the layer numbers stay
+    assert "cut off from the loss" in " ".join(line.strip() for line in lines)
+    assert _render.table([("a.weight", "(3,)", "ok")]) == "  a.weight  (3,)  ok"

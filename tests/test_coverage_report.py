@@ -111,8 +111,18 @@ def test_every_step_covered_says_so() -> None:
               "assert_beats_input_independent_baseline", "assert_loss_decreases",
               "assert_causal", "assert_lr_schedule"]  # fmt: skip
     entries = [_coverage.Entry(f"t::{c}", c, "M", True) for c in checks]
-    text = _coverage.build_report(entries, artifacts_dir="d", property_tests=1)
+    text = _coverage.build_report(entries, artifacts_dir="d", artifacts_written=2, property_tests=1)
     assert text.endswith("Every recipe step is covered.")
+
+
+def test_an_artifacts_directory_with_no_picture_in_it_covers_no_visualisation() -> None:
+    text = _coverage.build_report(_session(), artifacts_dir="pics", artifacts_written=0)
+    rows = _rows(text)
+    assert rows["Visualize just before the net"] == ["-", "no picture written to pics"]
+    assert rows["Visualize prediction dynamics"] == ["1", "text curves only (no picture written)"]
+    tail = text[text.index("Not covered by any test") :]
+    assert "- Visualize just before the net: run with --nn-artifacts DIR" in tail
+    assert "- Visualize prediction dynamics:" in tail
 
 
 def test_the_report_fits_80_columns_without_colour_codes() -> None:

@@ -171,6 +171,20 @@ def test_prediction_dynamics_show_the_probability_of_the_true_class() -> None:
     np.testing.assert_allclose(series[0], [1.0, 1 / 3], atol=1e-6)
 
 
+def test_the_baseline_run_is_drawn_next_to_the_real_one_and_samples_name_their_class(
+    tmp_path: Path,
+) -> None:
+    flat = [1.4] * 30
+    real = [1.4 * 0.9**k for k in range(30)]
+    alone = _charts.loss_curve(real, tmp_path / "alone.png", target=0.7)
+    both = _charts.loss_curve(real, tmp_path / "both.png", target=0.7, baseline=flat)
+    # The baseline is a dashed red line across the whole width; only the legend swatch without.
+    red = _canvas.FORBIDDEN
+    assert _count_colour(both, red, tol=40) > _count_colour(alone, red, tol=40) + 200
+    assert _charts._class_labels(torch.tensor([2, 0, 1]), 2) == [2, 0]
+    assert _charts._class_labels(torch.rand(3, 2), 2) is None  # soft targets: no one class
+
+
 def test_prediction_dynamics_keep_scalar_predictions_and_their_targets() -> None:
     preds = [torch.tensor([[1.0], [2.0]]), torch.tensor([[1.5], [2.5]])]
     series, _, targets = _charts.prediction_series(preds, torch.tensor([[3.0], [4.0]]))

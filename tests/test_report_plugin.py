@@ -84,6 +84,7 @@ FAILED_PICTURES = {
     f"{file_stem(MIXING)}-assert_no_batch_mixing-batch.png": _grids.HEATMAP_SIZE,
     f"{file_stem(OVERFIT)}-assert_can_overfit-loss.png": _charts.LOSS_WITH_DYNAMICS_SIZE,
     f"{file_stem(OVERFIT)}-assert_can_overfit-batch.png": _grids.GRID_SIZE,
+    f"{file_stem(OVERFIT)}-assert_can_overfit-first-layer.png": _grids.GRID_SIZE,
 }
 
 
@@ -106,11 +107,13 @@ def _imported_before_the_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
                 "predictions": [torch.zeros(4, 3), torch.ones(4, 3)],
                 "prediction_steps": [0, 1],
                 "batch": torch.rand(4, 3, 8, 8),
+                "targets": torch.tensor([0, 1, 2, 0]),
+                "first_layer_weight": torch.randn(4, 3, 3, 3),
             },
         ),
         CheckRecord("assert_can_overfit", "M", False, {"batch": torch.rand(4, 6)}),
     ]
-    assert len(write_test_artifacts("warm-up", records, tmp_path_factory.mktemp("warm-up"))) == 4
+    assert len(write_test_artifacts("warm-up", records, tmp_path_factory.mktemp("warm-up"))) == 5
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -156,7 +159,8 @@ def test_failing_checks_get_pngs_named_in_their_report_section_and_a_report_that
             "  picture: *-assert_no_batch_mixing-dependencies.png",
             "*- nnrecipe -*",
             f"reproduce: pytest {OVERFIT} --nn-seed=0",
-            "assert_can_overfit on IgnoresTheImage: FAILED (steps=30, target=*)",
+            "assert_can_overfit on IgnoresTheImage: FAILED (mode=train, "
+            "optimizer=Adam(lr=0.01) (default), steps=30, target=*)",
             "  picture: *-assert_can_overfit-loss.png",
         ]
     )
@@ -167,7 +171,7 @@ def test_failing_checks_get_pngs_named_in_their_report_section_and_a_report_that
     assert "  assert_no_batch_mixing                        1       0       1  FAILED" in report
     assert "  assert_can_overfit                            1       0       1  FAILED" in report
     for row in [
-        "Visualize just before the net * all  4 pictures in serial",
+        "Visualize just before the net * all  5 pictures in serial",
         "Overfit one batch * 1  1 FAILED",
         "Use backprop to chart dependencies * 3  1 FAILED",
         "Generalize a special case * 1  Hypothesis tests ran",

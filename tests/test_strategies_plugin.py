@@ -55,14 +55,31 @@ def test_loading_the_plugin_imports_neither_hypothesis_nor_torch():
     assert out.stdout.strip() == "[]"
 
 
-def test_the_nnrecipe_profile_is_loaded_by_default_when_hypothesis_is_imported(pytester):
+@pytest.mark.parametrize("ci", ["", "true"], ids=["local", "on-ci"])
+def test_the_nnrecipe_profile_is_loaded_by_default_when_hypothesis_is_imported(
+    pytester, monkeypatch, ci
+):
+    # On CI machines Hypothesis loads its own "ci" profile; ours still replaces it.
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    else:
+        monkeypatch.delenv("CI", raising=False)
     result = run_counting(pytester, subprocess=True)
     result.stdout.fnmatch_lines(["*profile nnrecipe examples 25 deadline None*"])
 
 
-def test_disabling_the_plugin_disables_the_profile_too(pytester):
+@pytest.mark.parametrize(
+    ("ci", "hypothesis_profile"), [("", "default"), ("true", "ci")], ids=["local", "on-ci"]
+)
+def test_disabling_the_plugin_disables_the_profile_too(
+    pytester, monkeypatch, ci, hypothesis_profile
+):
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    else:
+        monkeypatch.delenv("CI", raising=False)
     result = run_counting(pytester, "-p", "no:nnrecipe", subprocess=True)
-    result.stdout.fnmatch_lines(["*profile default examples 100 *"])
+    result.stdout.fnmatch_lines([f"*profile {hypothesis_profile} examples 100 *"])
 
 
 @pytest.mark.parametrize("how", ["option", "ini"])
@@ -143,10 +160,17 @@ def draw_log(
 def test_the_examples_are_the_same_on_every_worker_and_run_for_the_same_seed(pytester):
     two_workers, result = draw_log(pytester, "-n", "2", "--nn-seed=5")
     result.assert_outcomes(passed=4, failed=1)
-    result.stdout.fnmatch_lines(["*examples drawn with hypothesis.seed(*), this test's nn seed*"])
+    # One nnrecipe section per failing test, the Hypothesis seed in it after the reproduce line.
     result.stdout.fnmatch_lines(
-        ["*reproduce: pytest test_draws.py::test_fails_for_odd_lengths --nn-seed=5*"]
+        [
+            "*- nnrecipe -*",
+            "seed=* (base seed 5), device=cpu",
+            "reproduce: pytest test_draws.py::test_fails_for_odd_lengths --nn-seed=5",
+            "hypothesis: examples drawn with hypothesis.seed(*), this test's nn seed*",
+        ]
     )
+    assert sum("- nnrecipe" in line for line in result.stdout.lines) == 1
+    result.stdout.no_fnmatch_line("*nnrecipe hypothesis*")
     one_process, result = draw_log(pytester, "--nn-seed=5", "-k", "not fails")
     result.assert_outcomes(passed=4)
     assert two_workers == one_process

@@ -137,3 +137,25 @@ def test_the_same_seed_gives_the_same_run():
         with activate(RunContext(nodeid="t", seed=11)):
             runs.append(assert_can_overfit(model, x, y, nn.CrossEntropyLoss()).losses)
     assert runs[0] == runs[1]
+
+
+def test_it_records_targets_optimizer_mode_and_the_trained_first_conv_layer():
+    from pytest_nnrecipe._pictures._charts import prediction_series
+
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 3, 8, 8), torch.arange(10) % 3
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
+    init = model[0].weight.detach().clone()
+    ctx = RunContext(nodeid="t", seed=3)
+    with activate(ctx):
+        assert_can_overfit(model, x, y, nn.CrossEntropyLoss())
+    details = ctx.records[0].details
+    assert torch.equal(details["targets"], y[:8])  # the samples whose predictions are kept
+    assert details["mode"] == "train" and details["optimizer"] == "Adam(lr=0.01) (default)"
+    weight = details["first_layer_weight"]
+    assert weight.shape == (4, 3, 3, 3) and weight.device.type == "cpu"
+    assert not torch.equal(weight, init)  # the trained copy's, at the end of training
+    assert torch.equal(model[0].weight, init)  # the user's model is untouched
+    series, label, _ = prediction_series(details["predictions"], details["targets"])
+    assert label == "p(true class)" and series.shape == (len(details["prediction_steps"]), 8)
+    assert series[-1].min() > 0.9  # fit: every shown sample's true class is likely

@@ -45,8 +45,41 @@ def test_a_detached_branch_and_an_unused_layer_get_no_gradient():
     assert "4 of 8 trainable parameters do not learn" in text
     for name in ("b.weight", "b.bias", "spare.weight", "spare.bias"):
         assert f"{name} " in text
-    assert "spare never ran in forward (unused)" in text and "a.weight" not in text
+    assert "unused: spare never ran in forward" in text and "a.weight" not in text
+    assert re.search(r"spare\.bias +\(3,\) +no gradient: its module never ran in forward", text)
     assert re.search(r"b\.weight +\(16, 8\) +no gradient: ran in forward, cut off", text)
+
+
+class LongNames(nn.Module):
+    """Hugging Face-style parameter names: model.encoder.layer.N.attention.output...."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        block = lambda: nn.ModuleDict(  # noqa: E731
+            {"attention": nn.ModuleDict({"output": nn.ModuleDict({"LayerNorm": nn.Linear(8, 8)})})}
+        )
+        self.model = nn.ModuleDict({"encoder": nn.ModuleDict({"layer": nn.ModuleList(
+            [block() for _ in range(12)]
+        )})})  # fmt: skip
+
+    def forward(self, x):
+        for k, blk in enumerate(self.model["encoder"]["layer"][:11]):  # layer 11 unused
+            h = blk["attention"]["output"]["LayerNorm"](x)
+            x = h.detach() if k == 1 else h  # cuts layers 0 and 1 off the loss
+        return x[:, :4]
+
+
+def test_long_parameter_names_fit_80_columns_and_keep_their_layer_and_end():
+    with pytest.raises(AssertionError) as info:
+        assert_params_update(LongNames(), *batch(), nn.CrossEntropyLoss())
+    lines = str(info.value).splitlines()
+    table = lines[lines.index("parameter, shape, problem after one step:") + 1 :]
+    assert all(len(line) <= 80 for line in table), table
+    names = [line.split()[0] for line in table if line.startswith("  model.")]
+    assert len(names) == 6 and len(set(names)) == 6
+    for layer in (0, 1, 11):
+        for end in ("LayerNorm.weight", "LayerNorm.bias"):
+            assert any(f".layer.{layer}." in n and n.endswith(end) for n in names), names
 
 
 def test_a_bias_before_batchnorm_gets_an_exactly_zero_gradient():

@@ -63,8 +63,28 @@ def test_a_model_that_ignores_its_input_fails_with_both_curves():
     with pytest.raises(AssertionError) as info:
         assert_beats_input_independent_baseline(Ignores(), x, y, nn.CrossEntropyLoss(), steps=40)
     text = str(info.value)
-    assert "loss, real inputs" in text and "loss, zeroed inputs" in text
     assert "does not use its input" in text
+    # Both curves on one scale: a header with the shared range, then one row per run.
+    lines = text.splitlines()
+    head = next(k for k, line in enumerate(lines) if "one shared scale" in line)
+    assert lines[head].startswith("loss over 41 steps, one shared scale")
+    assert lines[head + 1].split()[:2] == ["real", "inputs"]
+    assert lines[head + 2].split()[:2] == ["zeroed", "inputs"]
+    assert lines[head + 3].split()[0] == "target"
+
+
+def test_the_baseline_records_both_runs_with_the_targets_and_the_optimizer():
+    from pytest_nnrecipe._context import RunContext, activate
+
+    x, y = batch()
+    ctx = RunContext(nodeid="t", seed=0)
+    with activate(ctx):
+        assert_beats_input_independent_baseline(mlp(), x, y, nn.CrossEntropyLoss(), steps=30)
+    details = ctx.records[0].details
+    assert len(details["losses"]) == len(details["baseline_losses"]) == 31
+    assert torch.equal(details["targets"], y) and details["mode"] == "train"
+    assert details["optimizer"] == "Adam(lr=0.01) (default)"
+    assert details["first_layer_weight"] is None  # no conv layer
 
 
 class TokenModel(nn.Module):

@@ -140,7 +140,8 @@ def _jobs(check: str, model: str, passed: bool, d: Mapping[str, Any]) -> list[Jo
                     prediction_steps=d.get("prediction_steps"),
                     targets=d.get("targets"),
                     steps=_int_or_none(d.get("steps")),
-                    title=title,
+                    baseline=d.get("baseline_losses"),
+                    title=_with_facts(title, d, own_line=True),
                 ),
             )
         )
@@ -258,9 +259,13 @@ def _batch_tensors(batch: Any) -> list[tuple[str | None, Any]]:
     ]
 
 
-def _with_facts(title: str, d: Mapping[str, Any]) -> str:
-    facts = [f"{k}={d[k]}" for k in ("method", "mode") if d.get(k) is not None]
-    return title + (f" ({', '.join(facts)})" if facts else "")
+def _with_facts(title: str, d: Mapping[str, Any], *, own_line: bool = False) -> str:
+    """``title`` with the method, mode and optimizer the check used (on a line of their own
+    when ``own_line``: an optimizer description is long)."""
+    facts = [f"{k}={d[k]}" for k in ("method", "mode", "optimizer") if d.get(k) is not None]
+    if not facts:
+        return title
+    return title + (f"\n{', '.join(facts)}" if own_line else f" ({', '.join(facts)})")
 
 
 def _float_or_none(v: Any) -> float | None:

@@ -76,11 +76,10 @@ def as_array(x: Any) -> Any:
 
 
 def log_scale(values: Any) -> bool:
-    """True when positive ``values`` span more than two decades: draw them on a log axis."""
+    """The text pictures' log-scale rule (:func:`pytest_nnrecipe._render.use_log`): positive
+    ``values`` spanning more than two decades are drawn on a log axis."""
     import numpy as np
 
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size < 2 or (v <= 0).any():
-        return False
-    return bool(v.max() / v.min() > 100.0)
+    from .. import _render
+
+    return _render.use_log(np.asarray(values, dtype=float).reshape(-1).tolist())

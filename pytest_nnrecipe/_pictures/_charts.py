@@ -30,17 +30,20 @@ def loss_curve(
     prediction_steps: Sequence[int] | None = None,
     targets: Any = None,
     steps: int | None = None,
+    baseline: Sequence[float] | None = None,
     title: str | None = None,
 ) -> str:
     """The loss per step with the ``target`` line; log y when it spans more than two decades.
 
     With ``predictions`` (one entry per recorded step, each the per-sample predictions on the
     fixed batch: the probability of the true class or the predicted value) a second panel shows
-    how each sample's prediction moved over the steps.
+    how each sample's prediction moved over the steps. ``baseline``: the loss of the same run
+    on zeroed inputs (the input-independent baseline), drawn on the same axes.
     """
     import numpy as np
 
     loss = np.asarray([float(v) for v in losses], dtype=float)
+    base = None if baseline is None else np.asarray([float(v) for v in baseline], dtype=float)
     dynamics = prediction_series(predictions, targets)
     size = LOSS_WITH_DYNAMICS_SIZE if dynamics is not None else LOSS_SIZE
     fig = _canvas.figure(*size)
@@ -50,12 +53,22 @@ def loss_curve(
         ax, ax2 = fig.add_subplot(), None
     x = np.arange(len(loss))
     finite = np.isfinite(loss)
-    ax.plot(x, np.where(finite, loss, np.nan), color="black", linewidth=1.5, label="loss")
+    label = "loss" if base is None else "loss, real inputs"
+    ax.plot(x, np.where(finite, loss, np.nan), color="black", linewidth=1.5, label=label)
     if len(loss) <= 60:
         ax.plot(x[finite], loss[finite], "o", color="black", markersize=3)
-    log = _canvas.log_scale(
-        [*loss[finite].tolist(), *([target] if target is not None and target > 0 else [])]
-    )
+    shown = loss[finite].tolist()
+    if base is not None and base.size:
+        ax.plot(
+            np.arange(len(base)),
+            np.where(np.isfinite(base), base, np.nan),
+            color=_canvas.FORBIDDEN,
+            linestyle="--",
+            linewidth=1.5,
+            label="loss, zeroed inputs (baseline)",
+        )
+        shown += base[np.isfinite(base)].tolist()
+    log = _canvas.log_scale([*shown, *([target] if target is not None and target > 0 else [])])
     if log:
         ax.set_yscale("log")
     if target is not None and math.isfinite(target):
@@ -83,7 +96,7 @@ def loss_curve(
         ax.plot([best], [loss[best]], "v", color=_canvas.ALLOWED, label=f"min {loss[best]:.4g}")
     ax.set_ylabel("loss" + (" (log scale)" if log else ""))
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="best")
     summary = _summary(loss, target, steps)
     fig.suptitle(f"{title or 'training loss on the fixed batch'}\n{summary}", fontsize=10)
     bottom = ax
@@ -92,13 +105,14 @@ def loss_curve(
         preds, ylabel, target_values = dynamics
         px = _prediction_x(preds.shape[0], len(loss), prediction_steps)
         colours = [f"C{k}" for k in range(preds.shape[1])]
+        classes = _class_labels(targets, preds.shape[1]) if ylabel == "p(true class)" else None
         for k in range(preds.shape[1]):
             ax2.plot(
                 px,
                 preds[:, k],
                 color=colours[k],
                 marker="." if len(px) <= 60 else None,
-                label=f"sample {k}",
+                label=f"sample {k}" + (f" (class {classes[k]})" if classes else ""),
             )
             if target_values is not None:
                 ax2.axhline(target_values[k], color=colours[k], linestyle=":", linewidth=1.0)
@@ -273,6 +287,16 @@ def prediction_series(predictions: Any, targets: Any = None) -> tuple[Any, str, 
         return np.stack(diff), "squared error\n(mean per sample)", None
     series = np.stack([p.reshape(n, -1)[:, 0] for p in steps])
     return series, "output unit 0\n(no targets recorded)", None
+
+
+def _class_labels(targets: Any, n: int) -> list[Any] | None:
+    """The class index of each of the first ``n`` samples, when each has exactly one."""
+    import numpy as np
+
+    t = np.asarray(_canvas.as_array(targets))
+    if t.ndim != 1 or t.shape[0] < n or not np.issubdtype(t.dtype, np.integer):
+        return None
+    return [int(v) for v in t[:n]]
 
 
 def _p_true(logits: Any, targets: Any, axis: int) -> Any:

@@ -99,7 +99,8 @@ def conv_weights(
 
 
 def first_conv_weight(model: Any) -> Any:
-    """The weight of the first ``Conv1d``/``Conv2d``/``Conv3d`` module of ``model``, or None."""
+    """A CPU copy of the weight of the first ``Conv1d``/``Conv2d`` module of ``model`` (the
+    ones :func:`conv_weights` draws), or None."""
     try:
         import torch
     except ImportError:  # pragma: no cover
@@ -108,7 +109,7 @@ def first_conv_weight(model: Any) -> Any:
         return None
     for module in model.modules():
         if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)) and module.weight is not None:
-            return module.weight.detach().cpu()
+            return module.weight.detach().cpu().clone()
     return None
 
 

@@ -292,6 +292,47 @@ def train(
     )
 
 
+def run_details(problem: Problem, run: Run) -> dict[str, Any]:
+    """What a training check records of its run (``_context.record(..., **run_details(...))``)
+    for the pictures and the failure section: the curves, a few samples' predictions with
+    their targets, the batch that entered the model, the optimiser, the mode, and the first
+    conv layer's weights at the end of the run. Small: at most :data:`SHOWN_SAMPLES` samples
+    of the predictions and targets, no dataset."""
+    return {
+        "losses": list(run.losses),
+        "steps": run.updates,
+        "grad_norms": list(run.grad_norms),
+        "predictions": run.predictions,
+        "prediction_steps": run.prediction_steps,
+        "targets": shown_targets(problem),
+        "batch": run.batch,
+        "mode": "train",
+        "optimizer": run.optimizer,
+        "first_layer_weight": first_layer_weight(run.model),
+    }
+
+
+def shown_targets(problem: Problem) -> Any:
+    """The targets of the samples whose predictions are recorded (CPU, detached), or None
+    when the targets are not a tensor with a batch dimension."""
+    import torch
+
+    t = problem.targets
+    if not isinstance(t, torch.Tensor) or t.dim() == 0:
+        return None
+    return t.detach()[:SHOWN_SAMPLES].cpu().clone()
+
+
+def first_layer_weight(model: Any) -> Any:
+    """A CPU copy of the weight of the model's first ``Conv1d``/``Conv2d``, or None."""
+    from .._pictures._grids import first_conv_weight
+
+    try:
+        return first_conv_weight(model)
+    except Exception:  # an uninitialised lazy layer, a meta tensor: no picture, no failure
+        return None
+
+
 def describe_optimizer(opt: Any, *, default: bool = False) -> str:
     lr = opt.param_groups[0].get("lr") if opt.param_groups else None
     shown = (
@@ -435,7 +476,16 @@ def _nonfinite_at_start(problem: Problem, out: Any, loss: Any) -> AssertionError
             "target equal to ignore_index?)"
         )
     value = float(loss.detach())
-    _context.record(problem.check, problem.model, False, losses=[value], steps=0)
+    _context.record(
+        problem.check,
+        problem.model,
+        False,
+        losses=[value],
+        steps=0,
+        mode="train",
+        targets=shown_targets(problem),
+        first_layer_weight=first_layer_weight(problem.model),
+    )
     return _messages.fail(
         problem.check,
         f"the loss at step 0 is {value} before any update.",

@@ -91,6 +91,7 @@ def assert_init_loss(
         finally:
             fed.remove()
     measured = float(loss)
+    first_layer = _fit.first_layer_weight(model)  # at init: untouched() restored it
     optimum = None
     if expected is None and problem.spec is not None:
         optimum = _losses.best_constant(problem.spec, tuple(out.shape), targets)
@@ -110,7 +111,10 @@ def assert_init_loss(
         rtol=rtol,
         predictions=[out.detach()[: _fit.SHOWN_SAMPLES].cpu()],
         prediction_steps=[0],
+        targets=_fit.shown_targets(problem),
         batch=fed.batch,
+        mode="train",
+        first_layer_weight=first_layer,
     )
     if passed:
         return InitLoss(measured, expected, excess, rtol, name)

@@ -74,18 +74,7 @@ def assert_can_overfit(
             stop_below=goal,
             patience=PATIENCE,
         )
-    _context.record(
-        CHECK,
-        model,
-        run.reached,
-        losses=list(run.losses),
-        target=goal,
-        steps=run.updates,
-        grad_norms=list(run.grad_norms),
-        predictions=run.predictions,
-        prediction_steps=run.prediction_steps,
-        batch=run.batch,
-    )
+    _context.record(CHECK, model, run.reached, **_fit.run_details(problem, run), target=goal)
     if run.reached:
         return Overfit(tuple(run.losses), run.updates, goal, run.losses[-1])
     raise _failure(problem, run, goal, basis, max_steps, msg)
@@ -158,11 +147,9 @@ def _failure(
     )
     if run.diverged_at is not None:
         cause = "the learning rate is too high for this model, or the forward is unstable."
-    pictures = [_render.curve(losses, label="loss", target=goal, log=_positive(losses))]
+    pictures = [_render.curve(losses, label="loss", target=goal)]
     if run.grad_norms:
-        pictures.append(
-            _render.curve(run.grad_norms, label="gradient norm", log=_positive(run.grad_norms))
-        )
+        pictures.append(_render.curve(run.grad_norms, label="gradient norm"))
     rows = _losses.label_vs_prediction(problem.spec, run.last_output, problem.targets)
     if rows:
         pictures.append(
@@ -227,8 +214,3 @@ def _number(value: float) -> str:
 def _batch_size(problem: _fit.Problem) -> int:
     t = problem.targets
     return int(t.shape[0]) if hasattr(t, "shape") and len(t.shape) else 0
-
-
-def _positive(values: list[float]) -> bool:
-    finite = [v for v in values if math.isfinite(v)]
-    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100

@@ -17,7 +17,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
-from .. import _context, _messages
+from .. import _context, _messages, _render
 from .._state import untouched
 from . import _fit
 
@@ -90,7 +90,7 @@ def assert_params_update(
             if g is None:
                 owner = name.rsplit(".", 1)[0] if "." in name else ""
                 if owner not in called:
-                    problems.append((name, f"no gradient: {owner} never ran in forward (unused)"))
+                    problems.append((name, "no gradient: its module never ran in forward (unused)"))
                 else:
                     problems.append((name, "no gradient: ran in forward, cut off from the loss"))
             elif not torch.isfinite(g).all():
@@ -107,21 +107,12 @@ def assert_params_update(
                 problems.append((name, "value unchanged after one step (grad is fine)"))
     passed = not problems
     _context.record(
-        CHECK,
-        model,
-        passed,
-        losses=list(run.losses),
-        steps=1,
-        predictions=run.predictions,
-        prediction_steps=run.prediction_steps,
-        batch=run.batch,
-        failing=[n for n, _ in problems],
+        CHECK, model, passed, **_fit.run_details(problem, run), failing=[n for n, _ in problems]
     )
     if passed:
         return ParamsUpdate(tuple(checked), tuple(ignored), run.losses[0])
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-    width = max(len(n) for n, _ in problems)
-    table = "\n".join(f"  {n:<{width}}  {shapes[n]!s:<14} {why}" for n, why in problems)
+    table = _render.table([(n, str(shapes[n]), why) for n, why in problems], shrink=0)
     return_cause = _cause(problems)
     raise _messages.fail(
         CHECK,

@@ -86,13 +86,8 @@ def assert_loss_decreases(
         DECREASES,
         model,
         passed,
-        losses=list(run.losses),
+        **_fit.run_details(problem, run),
         target=initial * (1 - min_decrease),
-        steps=run.updates,
-        grad_norms=list(run.grad_norms),
-        predictions=run.predictions,
-        prediction_steps=run.prediction_steps,
-        batch=run.batch,
     )
     if passed:
         return LossDecrease(tuple(run.losses), initial, final, decrease)
@@ -120,7 +115,7 @@ def assert_loss_decreases(
         facts={"optimizer": run.optimizer, "steps": steps, "mode": "train"},
         picture="\n".join(
             [
-                _render.curve(run.losses, label="loss"),
+                _render.curve(run.losses, label="loss", target=initial * (1 - min_decrease)),
                 _render.curve(run.grad_norms, label="gradient norm"),
             ]
         ),
@@ -171,13 +166,9 @@ def assert_beats_input_independent_baseline(
         BASELINE,
         model,
         passed,
-        losses=list(real.losses),
+        **_fit.run_details(problem, real),
         baseline_losses=list(blind.losses),
         target=floor + margin * base_gap,
-        steps=real.updates,
-        predictions=real.predictions,
-        prediction_steps=real.prediction_steps,
-        batch=real.batch,
         baseline_batch=blind.batch,
     )
     if passed:
@@ -199,11 +190,10 @@ def assert_beats_input_independent_baseline(
             "wired to the network."
         ),
         facts={"optimizer": real.optimizer, "steps": steps, "mode": "train"},
-        picture="\n".join(
-            [
-                _render.curve(real.losses, label="loss, real inputs  "),
-                _render.curve(blind.losses, label="loss, zeroed inputs"),
-            ]
+        picture=_render.curves(
+            {"real inputs": real.losses, "zeroed inputs": blind.losses},
+            label="loss",
+            target=floor + margin * base_gap,
         ),
     )
 

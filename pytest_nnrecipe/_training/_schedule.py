@@ -111,8 +111,9 @@ def assert_lr_schedule(
         passed,
         lrs=list(groups[0]),
         lrs_by_group=[list(g) for g in groups] if len(groups) > 1 else None,
-        steps=total_steps,
-        target=min_fraction,
+        total_steps=total_steps,
+        floor=min_fraction * max(groups[0], default=0.0),
+        min_fraction=min_fraction,
     )
     lrs0 = groups[0]
     if passed:
@@ -127,7 +128,7 @@ def assert_lr_schedule(
             msg=msg,
             cause=f"the scheduler is set up for fewer steps than total_steps={total_steps}.",
             facts={"total_steps": total_steps},
-            picture=_render.curve(lrs0, label="learning rate", log=_all_positive(lrs0)),
+            picture=_render.curve(lrs0, label="learning rate"),
         )
     k, at = bad[0]
     lrs = groups[k]
@@ -151,7 +152,7 @@ def assert_lr_schedule(
         evidence=evidence,
         cause=_cause(scheduler, total_steps),
         facts={"scheduler": name, "total_steps": total_steps, "min_fraction": min_fraction},
-        picture=_render.curve(lrs, label="learning rate", log=_all_positive(lrs)),
+        picture=_render.curve(lrs, label="learning rate"),
     )
 
 
@@ -231,7 +232,3 @@ def _cause(scheduler: Any, total_steps: int) -> str:
         "the schedule decays too fast for this run length: check what one scheduler.step() "
         f"means (a batch or an epoch) and that its horizon matches total_steps={total_steps}."
     )
-
-
-def _all_positive(values: list[float]) -> bool:
-    return bool(values) and min(values) > 0 and max(values) / min(values) > 100
