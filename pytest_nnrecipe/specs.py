@@ -202,7 +202,10 @@ def language_model(
     token, so no two share a prefix and one batch can be fit exactly. The loss expected at
     init is ``log(vocab_size)``, a uniform guess over the vocabulary: a few dozen target
     tokens cover too little of it for their own prior (what the init check derives by
-    default) to be what an untrained model can know.
+    default) to be what an untrained model can know. (The derived default would pass too —
+    ``assert_init_loss`` allows for a prior estimated from fewer targets than classes — but
+    ``log(vocab_size)`` is the batch-independent number an untrained language model is known
+    to start at, and the one the report shows.)
     """
     import math
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from pytest_nnrecipe import assert_init_loss
 from pytest_nnrecipe._context import RunContext, activate
-from pytest_nnrecipe._training import _losses
+from pytest_nnrecipe._training import _losses, _sampling
 
 
 def mlp(n_in: int = 8, n_out: int = 4, hidden: int = 32) -> nn.Sequential:
@@ -152,6 +152,8 @@ def test_default_initialised_models_pass_across_seeds(seed):
     torch.manual_seed(seed)
     x = torch.randn(64, 8)
     assert_init_loss(mlp(8, 10), x, torch.arange(64) % 10, nn.CrossEntropyLoss())
+    dropout = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+    assert_init_loss(dropout, x, torch.arange(64) % 10, nn.CrossEntropyLoss())  # train mode
     assert_init_loss(mlp(8, 1), x, (torch.arange(64) % 2).float()[:, None], nn.BCEWithLogitsLoss())
     assert_init_loss(mlp(8, 3), x, torch.randn(64, 3), nn.MSELoss())
     assert_init_loss(mlp(8, 3), x, torch.randn(64, 3), nn.HuberLoss())
@@ -267,3 +269,101 @@ def test_it_records_the_first_conv_layer_at_init():
     weight = ctx.records[0].details["first_layer_weight"]
     assert torch.equal(weight, model[0].weight)
     assert weight.data_ptr() != model[0].weight.data_ptr()  # a copy, not the live parameter
+
+
+def small_lm(vocab: int = 64) -> nn.Sequential:
+    return nn.Sequential(nn.Embedding(vocab, 32), nn.Linear(32, vocab))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_correct_model_on_a_small_batch_passes_despite_its_noisy_class_prior(seed):
+    # 32 random labels over 5 classes: the batch's own prior (what the optimum is fitted to)
+    # is a noisy estimate; a near-uniform model sits above its entropy by KL ~ chi2(4) / 64.
+    torch.manual_seed(seed)
+    x, y = torch.randn(32, 10), torch.randint(0, 5, (32,))
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 5))
+    result = assert_init_loss(model, x, y, nn.CrossEntropyLoss())
+    assert result.noise_allowance == pytest.approx(_sampling.chi2_quantile(4) / 64)
+    # 48 target tokens over a vocabulary of 64: no expected=log(V) needed any more.
+    ids, nxt = torch.randint(0, 64, (4, 12)), torch.randint(0, 64, (4, 12))
+    lm = assert_init_loss(small_lm(), ids, nxt, F.cross_entropy, output=lambda o: o.transpose(1, 2))
+    assert lm.noise_allowance == pytest.approx(math.log(64) - lm.expected)  # the uniform cap
+
+
+def test_the_seed_0_batch_of_the_bug_report_passes_with_the_allowance_stated():
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 10), torch.randint(0, 5, (32,))
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 5))
+    result = assert_init_loss(model, x, y, nn.CrossEntropyLoss())
+    assert result.relative_excess > result.rtol  # 26% above: rtol alone used to fail it
+    assert result.loss - result.expected <= result.rtol * result.expected + result.noise_allowance
+    with torch.no_grad():
+        model[2].weight.mul_(20)
+    with pytest.raises(
+        AssertionError,
+        match=r"\(allowed: 25% \+ 0\.\d+ nats for a class prior estimated from 32 targets\)"
+        r"(?s:.*)a larger batch sharpens the check",
+    ):
+        assert_init_loss(model, x, y, nn.CrossEntropyLoss())
+
+
+def test_a_near_threshold_bug_still_fails_a_1_to_10_binary_task_with_a_zero_bias():
+    for seed in range(10):
+        torch.manual_seed(seed)
+        x, y = torch.randn(64, 8), (torch.arange(64) % 10 == 0).float()[:, None]
+        model = mlp(8, 1)
+        with torch.no_grad():
+            model[2].bias.zero_()
+        with pytest.raises(
+            AssertionError,
+            match=r"allowed: 25% \+ 0\.085 nats for a positive rate estimated from 64 samples",
+        ):
+            assert_init_loss(model, x, y, nn.BCEWithLogitsLoss())
+
+
+def test_a_given_expected_gets_no_sampling_allowance():
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 8), torch.randint(0, 4, (32,))
+    assert (
+        assert_init_loss(mlp(), x, y, nn.CrossEntropyLoss(), expected=math.log(4)).noise_allowance
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("dof", "table"), [(1, 10.828), (2, 13.816), (4, 18.467), (9, 27.877), (30, 59.703)]
+)
+def test_the_chi_square_quantile_matches_the_tables(dof, table):
+    assert _sampling.chi2_quantile(dof) == pytest.approx(table, abs=1e-3)
+    assert _sampling.chi2_quantile(dof, 0.05) == pytest.approx(
+        {1: 3.841, 2: 5.991, 4: 9.488, 9: 16.919, 30: 43.773}[dof], abs=1e-3
+    )
+
+
+def allowance(loss_fn, out_shape, targets) -> float:
+    spec = _losses.recognise(loss_fn)
+    opt = _losses.best_constant(spec, out_shape, targets)
+    found = _sampling.sampling_allowance(spec, out_shape, targets, opt)
+    return found.loss if found is not None else 0.0
+
+
+def test_the_allowance_follows_the_counted_targets_weights_and_reduction():
+    q = _sampling.chi2_quantile
+    y = torch.arange(100) % 4
+    assert allowance(nn.CrossEntropyLoss(), (100, 4), y) == pytest.approx(q(3) / 200)
+    y_ign = torch.cat([y[:40], torch.full((60,), -100)])
+    assert allowance(nn.CrossEntropyLoss(), (100, 4), y_ign) == pytest.approx(q(3) / 80)
+    w = torch.tensor([1.0, 1.0, 1.0, 4.0])
+    per = w[y]
+    kish = float(per.sum() ** 2 / (per**2).sum())
+    assert allowance(nn.CrossEntropyLoss(weight=w), (100, 4), y) == pytest.approx(q(3) / (2 * kish))
+    summed = allowance(nn.CrossEntropyLoss(reduction="sum"), (100, 4), y)
+    assert summed == pytest.approx(100 * q(3) / 200)
+    # BCE: one dof per output, averaged over the outputs.
+    yb = (torch.arange(200) % 5 == 0).float().reshape(100, 2)
+    assert allowance(nn.BCEWithLogitsLoss(), (100, 2), yb) == pytest.approx(q(2) / 2 / 200)
+    # MSE: the mean's variance var / n, at the same quantile.
+    torch.manual_seed(0)
+    yr = 3 * torch.randn(64, 1)
+    var = float(yr.double().var(unbiased=False))
+    assert allowance(nn.MSELoss(), (64, 1), yr) == pytest.approx(q(1) * var / 64)
