@@ -170,7 +170,9 @@ def mode_of(modules: Sequence[torch.nn.Module], train: bool) -> str:
 @dataclasses.dataclass
 class Runner:
     """Calls the model and selects the checked output; reseeds torch so that every call draws
-    the same random numbers (dropout in train mode, noise layers)."""
+    the same random numbers (dropout in train mode, noise layers), and hands the model fresh
+    copies of the inputs, so a model that writes into its input (``x.mul_(2)``) neither
+    changes the user's tensors nor the baseline that later calls are compared with."""
 
     model: Callable[..., Any]
     output: Any
@@ -180,8 +182,8 @@ class Runner:
         torch.default_generator.manual_seed(self.seed)  # torch.manual_seed is slow: lazy devices
         if torch.cuda.is_initialized():
             torch.cuda.manual_seed_all(self.seed)
-        out = _outputs.select(inputs.call(self.model), self.output)
-        return out
+        fresh = inputs.map(lambda _label, t: t.clone())
+        return _outputs.select(fresh.call(self.model), self.output)
 
 
 @contextlib.contextmanager

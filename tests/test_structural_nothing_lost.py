@@ -145,3 +145,27 @@ def test_a_model_that_raises_mid_check_is_left_as_it_was(n, method):
     assert outcome == "boom"  # 5 cuts in passes of 2 copies: at least 3 calls
     assert_same(before, snapshot(model))
     assert torch.backends.mha.get_fastpath_enabled()  # switched off for perturbation only
+
+
+class WritesIntoItsInput(nn.Module):
+    """A model that scales its input in place: legal, if rude."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.mul_(2.0)
+        return self.proj(x).cumsum(1)
+
+
+@pytest.mark.parametrize("method", ["grad", "perturb"])
+@pytest.mark.parametrize("check", ["batch", "causal"])
+def test_a_model_writing_into_its_input_neither_changes_it_nor_fails(check, method):
+    x = torch.randn(4, 5, 8)
+    before = x.clone()
+    if check == "batch":
+        assert_no_batch_mixing(WritesIntoItsInput(), x, method=method)
+    else:
+        assert_causal(WritesIntoItsInput(), x, method=method)
+    assert torch.equal(x, before)
