@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_nnrecipe import check_recipe, specs
+from pytest_nnrecipe import _context, check_recipe, specs
 
 SPEC = specs.classification(features=6, classes=3, batch=6)
 
@@ -159,6 +159,16 @@ def test_the_lr_schedule_step_runs_with_a_scheduler_factory() -> None:
         AssertionError, match=r"lr_schedule\s+failed(?s:.*)falls below 1% of its peak"
     ):
         check_recipe(make_mlp, **SPEC, checks="lr_schedule", scheduler=step_lr, total_steps=1000)
+
+
+def test_the_recipe_is_recorded_under_the_model_even_when_only_the_schedule_ran() -> None:
+    def cosine(opt: Any) -> Any:
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)
+
+    with _context.activate(_context.RunContext()) as ctx:
+        check_recipe(make_mlp, **SPEC, checks="lr_schedule", scheduler=cosine, total_steps=1000)
+    recipe = [r for r in ctx.records if r.check == "check_recipe"]
+    assert [r.model for r in recipe] == ["make_mlp"]  # the factory, not the scheduler
 
 
 def test_a_model_that_raises_is_an_error_row_and_the_cause_of_the_failure() -> None:

@@ -107,8 +107,9 @@ def check_recipe(
         seen = len(ctx.records)
         results = tuple(run_step(plan, step.name) for step in STEPS)
         # Named like the steps' records name it (the model's class), so the report shows
-        # check_recipe next to the checks it ran on that model.
-        ran_on = [r.model for r in ctx.records[seen:]]
+        # check_recipe next to the checks it ran on that model (the schedule step records
+        # the scheduler's class instead: not a model).
+        ran_on = [r.model for r in ctx.records[seen:] if r.check != "assert_lr_schedule"]
         model = ran_on[0] if ran_on else _steps.model_name(make_model)
         result = RecipeResult(results, model, time.perf_counter() - start)
         _context.record(
