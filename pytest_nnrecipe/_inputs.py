@@ -63,16 +63,12 @@ class Inputs:
         """A copy with every tensor ``t`` (labelled ``label``) replaced by ``fn(label, t)``."""
         import torch
 
-        labels = dict(self.items())
-        inv = {id(v): k for k, v in labels.items()}
-
-        def conv(v: Any) -> Any:
-            return fn(inv[id(v)], v) if isinstance(v, torch.Tensor) else v
-
+        # By position, not by identity: one tensor passed twice ({"input_ids": ids,
+        # "labels": ids}) keeps both its labels.
+        mapped = [fn(label, v) if isinstance(v, torch.Tensor) else v for label, v in self.items()]
+        n = len(self.args)
         return Inputs(
-            tuple(conv(a) for a in self.args),
-            {k: conv(v) for k, v in self.kwargs.items()},
-            self.single,
+            tuple(mapped[:n]), dict(zip(self.kwargs, mapped[n:], strict=True)), self.single
         )
 
     def to(self, device: Any) -> Inputs:

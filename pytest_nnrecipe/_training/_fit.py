@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -151,13 +152,17 @@ def loss_of(problem: Problem, raw: Any, *, first: bool) -> tuple[Any, Any]:
     if first:
         _check_targets(problem, out)
     try:
-        loss = problem.loss_fn(out, problem.targets)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loss = problem.loss_fn(out, problem.targets)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         shape = tuple(problem.targets.shape) if hasattr(problem.targets, "shape") else "?"
         raise ValueError(
             f"loss_fn= raised {type(exc).__name__} on the model's output of shape "
             f"{tuple(out.shape)} and targets= of shape {shape}: {exc}"
         ) from exc
+    if first:
+        _surface(caught, problem, out)
     if not isinstance(loss, torch.Tensor):
         raise TypeError(
             f"loss_fn= returned {type(loss).__name__}; it must return a scalar tensor that "
@@ -457,6 +462,28 @@ def _check_targets(problem: Problem, out: Any) -> None:
             "(B, 1) against (B,) compares every sample with every target). Make the shapes "
             "equal, e.g. output.squeeze(-1) or targets.unsqueeze(-1)."
         )
+
+
+def _surface(caught: list[warnings.WarningMessage], problem: Problem, out: Any) -> None:
+    """Turn the loss's broadcasting warning into a ``ValueError``; re-emit any other warning.
+
+    PyTorch's regression losses only *warn* when output and targets differ in shape and
+    broadcast ((B, 1) against (B,) compares every sample with every target): a loss this
+    module does not recognise (a wrapper around ``F.mse_loss``) would otherwise train on it
+    silently, and the checks would blame the optimiser.
+    """
+    for w in caught:
+        text = str(w.message)
+        if "broadcast" in text:
+            shape = tuple(getattr(problem.targets, "shape", ()))
+            raise ValueError(
+                f"loss_fn= broadcasts the model's output of shape {tuple(out.shape)} against "
+                f"targets= of shape {shape} (PyTorch warned: {text}) — a classic silent bug: "
+                "(B, 1) against (B,) compares every sample with every target. Make the shapes "
+                "equal, e.g. output.squeeze(-1) or targets.unsqueeze(-1)."
+            )
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _nonfinite_at_start(problem: Problem, out: Any, loss: Any) -> AssertionError:

@@ -190,11 +190,31 @@ def _failure(
             "loss curve)."
         )
     else:
-        cause = (
-            "an untrained model cannot beat every constant prediction unless it already knows "
-            "the labels: labels leaking into the inputs, or trained weights (then this check "
-            "does not apply)."
+        symptoms = _losses.output_symptoms(spec, out, problem.targets, trained=False)
+        floor = (
+            _losses.lowest_achievable(spec, tuple(out.shape), problem.targets)
+            if spec is not None
+            else None
         )
+        if floor is not None and measured < floor - 1e-6 * max(1.0, abs(floor)):
+            evidence.append(
+                f"{measured:.4g} is below {floor:.4g}, the lowest loss any valid prediction "
+                f"can reach for these targets: what the model returns is not what {name} "
+                "expects (probabilities where it wants log-probabilities, or the wrong "
+                "output)."
+            )
+        evidence.extend(symptoms)
+        if symptoms or (floor is not None and measured < floor - 1e-6 * max(1.0, abs(floor))):
+            cause = (
+                "the head and the loss do not fit together: the model's outputs are not in "
+                f"the form {name} expects, so the loss is not a valid loss at all."
+            )
+        else:
+            cause = (
+                "an untrained model cannot beat every constant prediction unless it already "
+                "knows the labels: labels leaking into the inputs, or trained weights (then "
+                "this check does not apply)."
+            )
     return _messages.fail(
         CHECK,
         headline,

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import _context, _messages, _render
 from .._state import untouched
-from . import _fit, _losses
+from . import _fit, _losses, _suspects
 
 CHECK = "assert_can_overfit"
 #: Share of the gap between the floor and the best constant loss that may remain.
@@ -32,7 +32,7 @@ PATIENCE = 100
 class Overfit:
     """The loss after each update (``losses[k]``: after k updates), the updates made, the target."""
 
-    losses: tuple[float, ...]
+    losses: tuple[float, ...] = dataclasses.field(repr=False)
     steps: int
     target_loss: float
     final_loss: float
@@ -134,6 +134,7 @@ def _failure(
     ]
     symptoms = _losses.output_symptoms(problem.spec, run.last_output, problem.targets)
     symptoms += _diagnose(problem, run, goal)
+    symptoms += _suspects.notes(problem.model, problem.spec, problem.targets)
     evidence.extend(symptoms)
     if run.silent:
         evidence.append(

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import _context, _messages, _render
 from .._state import untouched
-from . import _fit
+from . import _fit, _suspects
 
 CHECK = "assert_params_update"
 #: A gradient whose norm is below this share of the largest parameter's gradient norm is zero
@@ -121,7 +121,8 @@ def assert_params_update(
         + (" ..." if len(problems) > 6 else "")
         + ".",
         msg=msg,
-        evidence=[f"ignored: {', '.join(ignored)}"] if ignored else [],
+        evidence=([f"ignored: {', '.join(ignored)}"] if ignored else [])
+        + _suspects.constant_init(model),
         cause=return_cause,
         facts={"optimizer": run.optimizer, "steps": 1, "mode": "train"},
         picture="parameter, shape, problem after one step:\n" + table,
@@ -142,7 +143,8 @@ def _cause(problems: list[tuple[str, str]]) -> str:
         parts.append(
             f"detached: {', '.join(cut[:6])} ran but no gradient came back — its output is "
             "cut off from the loss by .detach(), torch.no_grad(), .data or a non-differentiable "
-            "op (argmax, .item(), integer casts)"
+            "op (argmax, .item(), integer casts); or it feeds only outputs the loss never "
+            "sees (an auxiliary head that output= leaves out, trained by another loss)"
         )
     if "gradient is zero" in kinds:
         parts.append(

@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import _context, _messages, _render
 from .._state import untouched
-from . import _fit, _losses
+from . import _fit, _losses, _suspects
 
 DECREASES = "assert_loss_decreases"
 BASELINE = "assert_beats_input_independent_baseline"
@@ -36,7 +36,7 @@ BASELINE = "assert_beats_input_independent_baseline"
 class LossDecrease:
     """The loss after each update, the loss at step 0 and the level the run ended at."""
 
-    losses: tuple[float, ...]
+    losses: tuple[float, ...] = dataclasses.field(repr=False)
     initial: float
     final: float
     relative_decrease: float
@@ -46,8 +46,8 @@ class LossDecrease:
 class BaselineComparison:
     """Both runs' curves and the levels they ended at."""
 
-    losses: tuple[float, ...]
-    baseline_losses: tuple[float, ...]
+    losses: tuple[float, ...] = dataclasses.field(repr=False)
+    baseline_losses: tuple[float, ...] = dataclasses.field(repr=False)
     final: float
     baseline_final: float
     floor: float
@@ -101,6 +101,7 @@ def assert_loss_decreases(
         evidence.append("every gradient is exactly zero: nothing reaches the parameters.")
     if run.silent:
         evidence.append("parameters that never got a gradient: " + ", ".join(run.silent[:12]))
+    evidence.extend(_suspects.notes(problem.model, problem.spec, problem.targets))
     raise _messages.fail(
         DECREASES,
         f"the loss did not decrease by {min_decrease:.0%} in {steps} steps: {initial:.4g} at "
@@ -173,6 +174,31 @@ def assert_beats_input_independent_baseline(
     )
     if passed:
         return BaselineComparison(tuple(real.losses), tuple(blind.losses), final, base, floor)
+    closed = (1 - gap / base_gap) if base_gap > 0 and math.isfinite(gap) else 0.0
+    evidence = [
+        f"levels are the mean of the last tenth of each run; the real run closes "
+        f"{closed:.0%} of the distance."
+    ]
+    if not math.isfinite(final) or not math.isfinite(base):
+        cause = (
+            "training diverged (a non-finite loss): the learning rate is too high for this "
+            "model, or the forward is unstable; fix that first (assert_loss_decreases)."
+        )
+    elif closed >= 0.1:
+        cause = (
+            f"the model does use its input (it closes {closed:.0%} of the distance) but learns "
+            f"from it too slowly for {steps} steps: a learning rate too low, heavy dropout or "
+            "noise, targets on a scale far from the outputs', or an input that carries only "
+            "part of what the targets need. Pass more steps= if it is merely slow."
+        )
+    else:
+        cause = (
+            "the model does not use its input: a multiplication by zero, inputs overwritten "
+            "or detached in the forward, a mask that hides everything, or the wrong argument "
+            "wired to the network."
+        )
+    evidence.extend(_losses.output_symptoms(problem.spec, real.last_output, problem.targets))
+    evidence.extend(_suspects.notes(problem.model, problem.spec, problem.targets))
     raise _messages.fail(
         BASELINE,
         f"trained on its real inputs the model ends at loss {final:.4g}; trained on zeroed "
@@ -180,15 +206,8 @@ def assert_beats_input_independent_baseline(
         f"run must close at least {margin:.0%} of the distance from the baseline to the "
         f"lowest achievable loss {0.0 if abs(floor) < 1e-9 else floor:.4g} (i.e. reach {floor + margin * base_gap:.4g}).",
         msg=msg,
-        evidence=[
-            f"levels are the mean of the last tenth of each run; the real run closes "
-            f"{(1 - gap / base_gap) if base_gap > 0 else 0:.0%} of the distance.",
-        ],
-        cause=(
-            "the model does not use its input: a multiplication by zero, inputs overwritten "
-            "or detached in the forward, a mask that hides everything, or the wrong argument "
-            "wired to the network."
-        ),
+        evidence=evidence,
+        cause=cause,
         facts={"optimizer": real.optimizer, "steps": steps, "mode": "train"},
         picture=_render.curves(
             {"real inputs": real.losses, "zeroed inputs": blind.losses},

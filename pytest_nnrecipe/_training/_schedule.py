@@ -38,7 +38,7 @@ CHECK = "assert_lr_schedule"
 class LrSchedule:
     """The learning rate of the first param group at each step, its peak and its end."""
 
-    lrs: tuple[float, ...]
+    lrs: tuple[float, ...] = dataclasses.field(repr=False)
     peak: float
     final: float
     collapse_step: int | None
