@@ -151,3 +151,22 @@ def test_the_global_rngs_are_as_before() -> None:
     before = torch.get_rng_state(), random.getstate()
     nn.assert_augmentation_consistent(hflip_mask, IMG, MASK, trials=3)
     assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+
+
+def test_a_one_hot_mask_is_compared_per_class_so_a_forgotten_flip_shows() -> None:
+    mask = torch.zeros(24, 32, dtype=torch.long)
+    mask[5:15, 8:20], mask[16:20, 2:6] = 1, 2
+    one_hot = torch.nn.functional.one_hot(mask, 3).permute(2, 0, 1)  # background is channel 0
+
+    def flip(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (x.flip(-1), y.flip(-1)) if torch.rand(()) < 0.5 else (x, y)
+
+    def flip_image_only(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (x.flip(-1), y) if torch.rand(()) < 0.5 else (x, y)
+
+    image = torch.rand(3, 24, 32)
+    assert nn.assert_augmentation_consistent(flip, image, one_hot).moved > 0
+    with pytest.raises(
+        AssertionError, match=r"moved the input but returned the mask label unchanged"
+    ):
+        nn.assert_augmentation_consistent(flip_image_only, image, one_hot.float())

@@ -49,6 +49,24 @@ def test_near_duplicates_are_found_only_with_atol() -> None:
         nn.assert_no_duplicates(x, atol=1e-3)
 
 
+def test_it_catches_leakage_between_a_float32_and_a_float64_split() -> None:
+    train = torch.randn(30, 5)  # loaded with torch
+    test = np.concatenate([np.random.default_rng(1).normal(size=(9, 5)), train[[4, 17]].numpy()])
+    with pytest.raises(AssertionError, match=r"2 sample\(s\) of test.*\n.*\(train 4, test 9\)"):
+        nn.assert_disjoint(train, test.astype(np.float64))  # the same rows via pandas
+
+
+def test_ragged_token_ids_in_an_object_array_are_compared_per_sample() -> None:
+    texts = [[101, 7592, 102], [101, 2088, 999, 102], [101, 7592, 102], [101, 102]]
+    ids = np.empty(len(texts), dtype=object)
+    ids[:] = [np.array(t, dtype=np.int32) for t in texts]  # what a tokenised column holds
+    with pytest.raises(AssertionError, match=r"1 of 4 samples.*\n.*\(0, 2\)"):
+        nn.assert_no_duplicates(ids)
+    nn.assert_disjoint(ids[:2], ids[3:])
+    with pytest.raises(AssertionError, match=r"\(train 0, test 0\)"):
+        nn.assert_disjoint(ids[:2], [torch.tensor(texts[0])])  # int32 vs int64: same ids
+
+
 def test_atol_leaves_integers_exact() -> None:
     x = torch.arange(20).reshape(10, 2)
     nn.assert_no_duplicates(x, atol=100.0)

@@ -91,3 +91,14 @@ def test_tolerances_are_in_units_of_the_expected_std() -> None:
     nn.assert_normalized(x)
     with pytest.raises(AssertionError, match=r"mean_tol=0.3"):
         nn.assert_normalized(x, mean_tol=0.3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_normalised_batch_of_32_feature_vectors_passes_despite_sampling_noise(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    batch = torch.randn(32, 128, generator=g)  # per-feature means scatter by 1/sqrt(32)
+    nn.assert_normalized(batch)
+    with pytest.raises(AssertionError, match=r"0\.\.1 values.*\n(.*\n)*.*widened for the sampling"):
+        nn.assert_normalized(torch.rand(32, 128, generator=g))
+    with pytest.raises(AssertionError, match=r"the mean is off"):
+        nn.assert_normalized(batch + 1.5)

@@ -60,14 +60,40 @@ def test_a_tensor_row_an_array_and_a_list_are_the_same_sample() -> None:
     )
 
 
-def test_dtype_and_shape_are_part_of_a_sample() -> None:
+def test_shape_and_kind_of_number_are_part_of_a_sample() -> None:
     a = torch.zeros(4)
-    others = [a.double(), a.reshape(2, 2), a.int()]
+    others = [a.reshape(2, 2), a.int(), a.bool(), a + 1e-7]
     fa = _samples.fingerprint(_samples.canonical(a))
     assert all(_samples.fingerprint(_samples.canonical(o)) != fa for o in others)
 
 
-def test_bulk_row_hashing_gives_the_same_digests_as_one_by_one() -> None:
+def test_numbers_compare_by_value_whatever_their_width() -> None:
+    x = torch.tensor([0.5, -2.5, 3.0])  # exactly representable in float16 too
+    same = [x.double(), x.half(), x.bfloat16(), x.numpy().astype(np.float64)]
+    assert len({_samples.fingerprint(_samples.canonical(v)) for v in [x, *same]}) == 1
+    ids = [
+        torch.tensor([5, 7, 9]),
+        np.array([5, 7, 9], dtype=np.int32),
+        np.array([5, 7, 9], dtype=np.uint16),
+    ]
+    assert len({_samples.fingerprint(_samples.canonical(v)) for v in ids}) == 1
+
+
+def test_minus_zero_and_nan_payloads_do_not_split_a_repeat() -> None:
+    a = np.array([np.nan, 0.0, 1.0])
+    b = np.array([-np.nan, -0.0, 1.0])
+    b.view(np.int64)[0] |= 1  # another NaN payload
+    assert _samples.fingerprint(a) == _samples.fingerprint(b)
+    rows = np.stack([a, b, a]).astype(np.float32)
+    assert len(set(_samples.row_fingerprints(rows))) == 1
+    assert _samples.row_fingerprints(rows) == [_samples.fingerprint(r) for r in rows]
+
+
+@pytest.mark.parametrize("block_bytes", [1 << 24, 100], ids=["one-block", "many-blocks"])
+def test_bulk_row_hashing_gives_the_same_digests_as_one_by_one(
+    block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_samples, "BLOCK_BYTES", block_bytes)
     rows = np.random.default_rng(0).normal(size=(50, 3, 2)).astype(np.float32)
     assert _samples.row_fingerprints(rows) == [_samples.fingerprint(r) for r in rows]
     assert _samples.row_fingerprints(rows, atol=0.1) == [
@@ -209,6 +235,20 @@ BAD_INPUT: list[Any] = [
     pytest.param(
         lambda: nn.assert_normalized(torch.zeros(2, 3), dim=4),
         ValueError, r"dim=4 is out of range for inputs of shape \(2, 3\)", id="dim-out-of-range",
+    ),
+    pytest.param(
+        lambda: nn.assert_consistent_labels([{"image": torch.zeros(2), "label": 0}]),
+        ValueError, r"dict with keys \['image', 'label'\].*key=lambda s: \(s\['image'\], s\['label'\]\)",
+        id="dict-samples-without-key",
+    ),
+    pytest.param(
+        lambda: nn.assert_balanced([{"text": "a", "label": 0}, {"text": "b", "label": 1}]),
+        ValueError, r"class labels must be scalars.*key=lambda s: s\['label'\]",
+        id="dict-labels-without-key",
+    ),
+    pytest.param(
+        lambda: nn.assert_normalized(torch.zeros(1, 4)),
+        ValueError, r"1 value per channel along dim=1: a std needs at least 2", id="one-row-batch",
     ),
     pytest.param(
         lambda: nn.assert_normalized(torch.zeros(2, 3), std=0.0),

@@ -58,3 +58,13 @@ def test_max_samples_summarises_a_random_subset_without_touching_global_rngs() -
     summary = nn.describe_data(torch.arange(10_000), max_samples=100, show=False)
     assert summary.n_samples == 100 and "a random 100 of 10000 samples" in summary.text
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_binary_multi_label_targets_have_no_outlier_samples_but_a_black_image_does() -> None:
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(40, 3, 8, 8, generator=g) * 1.3).clamp(0, 1)
+    images[7] = 0  # a failed decode
+    targets = (torch.rand(40, 5, generator=g) > 0.5).float()  # 0/1 per tag
+    targets[3] = 0  # an untagged sample is a category of its own, not an outlier
+    summary = nn.describe_data(torch.utils.data.TensorDataset(images, targets), show=False)
+    assert [(i, path) for i, path, *_ in summary.outliers] == [(7, "[0]")]

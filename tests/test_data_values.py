@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +78,32 @@ def test_an_expected_class_with_no_samples_fails() -> None:
         AssertionError, match=r"class 2: 0 of 20 samples.*\n.*inf \(an empty class\)"
     ):
         nn.assert_balanced(torch.arange(20) % 2, classes=[0, 1, 2], min_share=0.1)
+
+
+@pytest.mark.parametrize(
+    "classes", [torch.arange(3), np.arange(3), [np.int64(0), 1, torch.tensor(2)]],
+    ids=["tensor", "array", "mixed-scalars"],
+)  # fmt: skip
+def test_classes_given_as_a_tensor_are_matched_by_value(classes: Any) -> None:
+    labels = torch.tensor([0, 1] * 10)
+    with pytest.raises(AssertionError, match=r"1 of 3 classes.*\n.*class 2: 0 of 20 samples"):
+        nn.assert_balanced(labels, classes=classes, min_share=0.1)
+
+
+@pytest.mark.parametrize(
+    "as_data", [lambda y: y, lambda y: y.tolist(), lambda y: [(torch.zeros(2), v) for v in y]],
+    ids=["tensor", "list", "pairs"],
+)  # fmt: skip
+def test_nan_labels_fail_as_missing_labels_not_as_classes(
+    as_data: Callable[[torch.Tensor], Any],
+) -> None:
+    y = torch.tensor([0.0, 1.0] * 10)
+    y[[3, 11]] = float("nan")
+    key = (lambda s: s[1]) if isinstance(as_data(y)[0], tuple) else None
+    with pytest.raises(
+        AssertionError, match=r"2 of 20 labels are NaN: missing labels.*\n.*samples: 3, 11"
+    ):
+        nn.assert_balanced(as_data(y), key=key)
 
 
 def test_per_class_shares_and_labels_from_a_dataset() -> None:

@@ -16,7 +16,9 @@ what the augmentation does. For each ``(input, label)`` pair and each trial seed
 
 It covers flips, 90-degree rotations, crops, pads, resizes, translations and affine warps, with
 photometric steps in between (the probe is thresholded halfway between its darkest and
-brightest value). Keypoints are compared as a set, so a flip that also swaps left/right
+brightest value). A mask with leading dims (one-hot ``(C, H, W)``, instance masks) is painted
+and compared layer by layer (up to :data:`MAX_LAYERS` layers that are neither empty nor the
+whole frame): the union of a one-hot mask's layers is the whole frame, which no flip moves. Keypoints are compared as a set, so a flip that also swaps left/right
 keypoint indices passes. Needs: the augmentation draws its randomness from ``torch``,
 ``numpy`` or ``random`` global generators (re-seeded per call; restored afterwards) and makes
 the same choices for the probe as for the input (a content-dependent crop does not). The
@@ -35,6 +37,8 @@ from .. import _context, _messages, _render, _rng
 from . import _samples
 
 LABEL_TYPES = ("mask", "keypoints", "boxes")
+#: Layers of a mask (channels, instances) compared one by one, at most.
+MAX_LAYERS = 8
 #: Half-size of the square painted at each keypoint (a 3 x 3 square).
 KEYPOINT_RADIUS = 1
 
@@ -198,24 +202,40 @@ def _trial(
             "draw its randomness from torch/numpy/random global generators (seeded per call), "
             "not from a private generator or the clock"
         )
-    painted = _as_bool(paint(y, hw), hw, "label")
-    probe = _probe(x, painted, spatial_dims)
-    probe1, _ = _call(augment, probe, y, s)
     hw1 = _spatial(x1, spatial_dims, "augmented input")
-    moved_region = _threshold(_samples.canonical(probe1, name="augmented probe"), spatial_dims, hw1)
-    expected = _as_bool(paint(y1, hw1), hw1, "augmented label")
+    layers = _as_bool(paint(y, hw), hw, "label")
+    layers1 = _as_bool(paint(y1, hw1), hw1, "augmented label")
+    if len(layers) != len(layers1):  # the augmentation changed the layer count: compare unions
+        layers = np.any(layers, axis=0, keepdims=True).astype(bool)
+        layers1 = np.any(layers1, axis=0, keepdims=True).astype(bool)
     unchanged = _digest(y1) == _digest(y)
-    moved = moved_region.shape != painted.shape or bool((moved_region != painted).any())
-    if kind == "keypoints":
-        score = _keypoint_distance(moved_region, _label(y1), hw1, expected)
-        ok = score <= tol
-    else:
-        score = _iou(moved_region, expected)
-        ok = score >= min_iou
-    return {
-        "pair": p, "seed": s, "score": score, "ok": ok, "moved": moved,
-        "label_unchanged": unchanged, "probe": moved_region, "expected": expected,
-    }  # fmt: skip
+    results: list[dict[str, Any]] = []
+    moved = False
+    for k in _informative(layers):
+        painted, expected = layers[k], layers1[k]
+        probe1, _ = _call(augment, _probe(x, painted, spatial_dims), y, s)
+        probe1 = _samples.canonical(probe1, name="augmented probe")
+        moved_region = _threshold(probe1, spatial_dims, hw1)
+        moved |= moved_region.shape != painted.shape or bool((moved_region != painted).any())
+        if kind == "keypoints":
+            score = _keypoint_distance(moved_region, _label(y1), hw1, expected)
+            ok = score <= tol
+        else:
+            score = _iou(moved_region, expected)
+            ok = score >= min_iou
+        results.append({"score": score, "ok": ok, "probe": moved_region, "expected": expected})
+    sign = 1 if kind == "keypoints" else -1  # the worst layer: failing first, then worst score
+    worst = max(results, key=lambda r: (not r["ok"], sign * r["score"]))
+    return {"pair": p, "seed": s, "moved": moved, "label_unchanged": unchanged, **worst}
+
+
+def _informative(layers: np.ndarray) -> list[int]:
+    """Layers of a painted label that carry a position: neither empty nor the whole frame
+    (a one-hot mask's background channel covers what the others leave, so a union of all
+    layers is the whole frame and would hide a forgotten flip); at most MAX_LAYERS."""
+    flat = layers.reshape(len(layers), -1)
+    keep = np.flatnonzero(flat.any(axis=1) & ~flat.all(axis=1))[:MAX_LAYERS].tolist()
+    return keep or [0]
 
 
 def _call(augment: Callable[[Any, Any], Any], x: Any, y: Any, s: int) -> tuple[Any, Any]:
@@ -258,7 +278,7 @@ def _paint_mask(y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
             f"mask label of shape {tuple(y.shape)} does not end in the input's H x W = {hw}; "
             "pass label_type='keypoints'/'boxes' or a paint callable"
         )
-    return (y != 0).reshape(-1, *hw).any(axis=0)
+    return (y != 0).reshape(-1, *hw)  # one layer per leading index (channel, instance)
 
 
 def _paint_keypoints(y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -368,10 +388,11 @@ def _spatial(x: Any, spatial_dims: Sequence[int], name: str) -> tuple[int, int]:
 
 
 def _as_bool(m: Any, hw: tuple[int, int], what: str) -> np.ndarray:
+    """A painted label as ``(layers, H, W)`` bools (one layer for an ``H x W`` painting)."""
     arr = np.asarray(_samples.canonical(m, name=what)) != 0
-    if arr.shape != hw:
+    if arr.ndim < 2 or arr.shape[-2:] != hw:
         raise ValueError(f"painting the {what} gave shape {arr.shape}, expected H x W = {hw}")
-    return arr
+    return arr.reshape(-1, *hw)
 
 
 def _digest(x: Any) -> bytes:

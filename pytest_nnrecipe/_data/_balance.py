@@ -29,22 +29,46 @@ class Balance:
         return max(vals) / small if small else float("inf")
 
 
-def class_counts(source: _samples.Source) -> collections.Counter[Any]:
-    """Count class labels: each sample a scalar (int, str, 0-d tensor) or a 1-element array."""
+#: The one key every NaN label is counted under (NaN != NaN, so each would be its own class).
+NAN = float("nan")
+
+
+def class_counts(
+    source: _samples.Source, nan_at: list[int] | None = None
+) -> collections.Counter[Any]:
+    """Count class labels: each sample a scalar (int, str, 0-d tensor) or a 1-element array.
+
+    NaN labels are counted under :data:`NAN`; their first indices go to ``nan_at`` if given.
+    """
     counts: collections.Counter[Any] = collections.Counter()
     if source.is_array:
         for idx, rows in source.chunked():
             if rows.ndim > 1 and rows[0].size != 1:
                 raise ValueError(
                     f"labels= has samples of shape {tuple(rows.shape[1:])} (sample {int(idx[0])}); "
-                    "class labels must be scalars: pass class indices (e.g. one_hot.argmax(1))"
+                    "class labels must be scalars: pass class indices (e.g. one_hot.argmax(1)), "
+                    "or key= picking one label of a multi-label target"
                 )
-            values, n = np.unique(rows.reshape(len(rows)), return_counts=True)
-            counts.update(dict(zip(values.tolist(), n.tolist(), strict=True)))
+            flat = rows.reshape(len(rows))
+            if nan_at is not None and flat.dtype.kind in "fc" and len(nan_at) < _NAN_SHOWN:
+                nan_at.extend(idx[np.isnan(flat)][: _NAN_SHOWN - len(nan_at)].tolist())
+            values, n = np.unique(flat, return_counts=True)
+            for v, c in zip(values.tolist(), n.tolist(), strict=True):
+                counts[_key(v)] += c
         return counts
     for i, label in source:
-        counts[class_of(label, i)] += 1
+        c = _key(class_of(label, i))
+        if c is NAN and nan_at is not None and len(nan_at) < _NAN_SHOWN:
+            nan_at.append(i)
+        counts[c] += 1
     return counts
+
+
+_NAN_SHOWN = 8
+
+
+def _key(c: Any) -> Any:
+    return NAN if isinstance(c, float) and c != c else c
 
 
 def class_of(label: Any, index: int) -> Any:
@@ -54,7 +78,8 @@ def class_of(label: Any, index: int) -> Any:
         return label
     raise ValueError(
         f"label of sample {index} is {_samples.show(label)}; class labels must be scalars "
-        "(int, str, 0-d tensor). For (input, label) pairs pass key=lambda s: s[1]"
+        f"(int, str, 0-d tensor). For (input, label) samples pass "
+        f"{_samples.key_hint(label, 'label')}"
     )
 
 
@@ -80,9 +105,31 @@ def assert_balanced(
     source = _samples.open_data(
         labels, name="labels", max_samples=max_samples, progress=progress, key=key
     )
-    counts = class_counts(source)
+    nan_at: list[int] = []
+    counts = class_counts(source, nan_at)
+    if NAN in counts:
+        n_nan, n_all = counts[NAN], sum(counts.values())
+        _context.record(
+            "assert_balanced", source.kind, False, n_samples=n_all, nan_labels=n_nan,
+            counts={str(c): v for c, v in counts.items()}, under=[],
+        )  # fmt: skip
+        raise _messages.fail(
+            "assert_balanced",
+            f"{n_nan} of {n_all} labels are NaN: missing labels, not a class.",
+            msg=msg,
+            evidence=[
+                "NaN labels at samples: "
+                + ", ".join(str(i) for i in nan_at)
+                + (f", ... ({n_nan - len(nan_at)} more)" if n_nan > len(nan_at) else ""),
+                f"Read: {source.read_note()} of {source.kind}.",
+            ],
+            cause="unannotated samples stored as NaN (a missing value in a CSV/DataFrame "
+            "column), or a float label column cast from a join that did not match; drop or "
+            "annotate them before training (a NaN target makes the loss NaN).",
+        )
     if classes is not None:
-        expected = list(classes)
+        expected = [_key(class_of(_samples.canonical(c, name="classes"), k))
+                    for k, c in enumerate(classes)]  # fmt: skip
         if not expected:
             raise ValueError("classes= is empty; pass the classes the labels should cover")
         unknown = [c for c in counts if c not in set(expected)]

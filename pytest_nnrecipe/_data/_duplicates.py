@@ -279,6 +279,11 @@ def assert_consistent_labels(
 
 def _split_pairs(source: _samples.Source) -> Iterator[tuple[int, bytes, Any]]:
     for i, sample in source:
+        if isinstance(sample, dict):
+            raise ValueError(
+                f"sample {i} of inputs is a dict with keys {list(sample)}, not an (input, "
+                f"label) pair; pass {_samples.key_hint(sample, 'pair')} or labels= separately"
+            )
         if not (isinstance(sample, tuple) and len(sample) == 2):
             raise ValueError(
                 f"sample {i} of inputs is a {type(sample).__name__}, not an (input, label) "

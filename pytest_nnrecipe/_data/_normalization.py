@@ -8,6 +8,16 @@ Tolerances (both per channel ``c``, with expected mean ``mu_c`` and std ``sigma_
 - std: ``1 / (1 + std_tol) <= std_c / sigma_c <= 1 + std_tol`` (default ``std_tol=0.5``: within
   a factor 1.5 either way).
 
+Both bounds are widened by the sampling error of ``n`` values per channel (of ``C``
+channels): the mean by ``z / sqrt(n)`` expected stds, the std ratio by the chi-square
+quantiles of ``n`` Gaussian values (see :func:`sampling_margin`), with ``z`` the normal
+quantile for a false-alarm rate of :data:`ALPHA` over all channels (``z ~ 4`` for 3
+channels, ``~ 4.6`` for 128). A correctly
+normalised batch of 32 vectors of 128 features then passes (its per-feature means scatter by
+``1/sqrt(32) ~ 0.18`` std, and with 128 features some are beyond 0.5 by chance); for image
+batches (``n`` in the thousands) the margin is negligible. Fewer than 2 values per channel
+cannot give a std: a ``ValueError``.
+
 Statistics are exact over every value read (float64 accumulation, chunks merged with Chan's
 formula), streamed over a Dataset without stacking it. Failures draw a per-channel table and
 name the likely slip: raw 0..255 pixels, 0..1 values not normalised, the wrong mean, the wrong
@@ -17,6 +27,8 @@ std, or swapped channels (RGB vs BGR).
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +39,26 @@ from . import _samples
 
 #: Rows of the per-channel table (failing channels first).
 MAX_ROWS = 16
+#: False-alarm rate (all channels together) the sampling margin allows for Gaussian inputs.
+ALPHA = 1e-3
+
+
+def sampling_margin(n: int, channels: int) -> tuple[float, float, float]:
+    """Sampling error of ``n`` values in each of ``channels``, for correctly scaled inputs.
+
+    Returns (mean margin in expected stds, low and high quantile of measured / true std):
+    the mean of ``n`` values scatters by ``1 / sqrt(n)``; the (population) std of ``n``
+    Gaussian values is ``sqrt(chi2(n - 1) / n)`` times the true one (Wilson-Hilferty
+    quantiles), at a false-alarm rate of :data:`ALPHA` over all channels and both tails.
+    """
+    z = statistics.NormalDist().inv_cdf(1 - ALPHA / (4 * max(channels, 1)))
+    k = max(n - 1, 1)
+    a = 2 / (9 * k)
+
+    def chi2(zq: float) -> float:
+        return k * max(1 - a + zq * math.sqrt(a), 0.0) ** 3
+
+    return z / math.sqrt(n), math.sqrt(chi2(-z) / n), math.sqrt(chi2(z) / n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +149,7 @@ def channel_moments(
             if not isinstance(sample, np.ndarray):
                 raise TypeError(
                     f"sample {i} is {_samples.show(sample)}, not a tensor/array; for "
-                    "(input, label) pairs pass key=lambda s: s[0]"
+                    f"(input, label) samples pass {_samples.key_hint(sample, 'input')}"
                 )
             feed(sample[None], i)
     if moments is None:
@@ -162,12 +194,19 @@ def assert_normalized(
     sigma = _per_channel(std, "std", c)
     if (sigma <= 0).any():
         raise ValueError(f"std={std!r} must be positive for every channel")
+    if moments.n < 2:
+        raise ValueError(
+            f"batch= gives {moments.n} value per channel along dim={dim}: a std needs at least "
+            "2; pass a bigger batch, or dim=None for one mean/std over all values"
+        )
     got_mean, got_std = moments.mean, moments.std
     mean_off = (got_mean - mu) / sigma
     ratio = got_std / sigma
+    mean_margin, q_low, q_high = sampling_margin(moments.n, c)
+    low, high = q_low / (1 + std_tol), q_high * (1 + std_tol)
     with np.errstate(invalid="ignore"):
-        bad_mean = ~(np.abs(mean_off) <= mean_tol)  # NaN counts as bad
-        bad_std = ~((ratio <= 1 + std_tol) & (ratio >= 1 / (1 + std_tol)))
+        bad_mean = ~(np.abs(mean_off) <= mean_tol + mean_margin)  # NaN counts as bad
+        bad_std = ~((ratio <= high) & (ratio >= low))
     bad = bad_mean | bad_std
     passed = not bad.any()
     lo, hi = float(moments.min.min()), float(moments.max.max())
@@ -178,7 +217,7 @@ def assert_normalized(
     )  # fmt: skip
     if not passed:
         headline, cause = _diagnose(got_mean, got_std, mu, sigma, lo, hi, bad_mean, bad_std,
-                                    mean_tol, std_tol)  # fmt: skip
+                                    mean_tol + mean_margin, high - 1)  # fmt: skip
         raise _messages.fail(
             "assert_normalized",
             headline,
@@ -188,7 +227,13 @@ def assert_normalized(
                 f"mean off by up to {np.abs(mean_off).max():.3g} expected std, std ratio "
                 f"{ratio.min():.3g}..{ratio.max():.3g}; values range over [{lo:g}, {hi:g}].",
                 f"Allowed: |mean - expected| <= mean_tol={mean_tol} x expected std, std within "
-                f"a factor 1+std_tol={1 + std_tol:g} of expected.",
+                f"a factor 1+std_tol={1 + std_tol:g} of expected"
+                + (
+                    f"; widened for the sampling error of {moments.n} values per channel to "
+                    f"{mean_tol + mean_margin:.3g} std and a std ratio in [{low:.3g}, {high:.3g}]."
+                    if mean_margin > 0.01 * mean_tol
+                    else "."
+                ),
                 f"Read: {source.read_note()} of {source.kind} ({moments.n} values per channel).",
             ],
             cause=cause,

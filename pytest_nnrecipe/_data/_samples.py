@@ -13,10 +13,14 @@ generator (``numpy.random.default_rng(seed)``, global RNGs untouched), visited i
 so that a dataset sorted by class is still sampled evenly. Indices in every message are the
 data's own indices.
 
-Fingerprints (:func:`fingerprint`) are 128-bit BLAKE2b digests of canonical bytes: dtype, shape
-and the raw values of every array, with tuples/dicts hashed from their parts. Two samples have
-the same fingerprint iff they are the same (up to a 2**-128 collision chance): same dtype,
-shape and bytes (so ``-0.0`` differs from ``0.0`` and NaNs at the same place are equal).
+Fingerprints (:func:`fingerprint`) are 128-bit BLAKE2b digests of canonical bytes: kind of
+number, shape and values of every array, with tuples/dicts hashed from their parts. Two samples
+have the same fingerprint iff they are the same (up to a 2**-128 collision chance): same shape
+and equal values, numbers compared by value within their kind, whatever their width. So a
+float32 row and the same values in float64 (a train split from torch, a test split from
+pandas) are one sample, as are int32 and int64 token ids; ``-0.0`` equals ``0.0`` and NaNs at
+the same place are equal (a missing value repeated is still a repeat), whatever their bits.
+Floats, integers and bools stay different kinds (``[1, 2]`` is not ``[1.0, 2.0]``).
 
 Progress: a one-line counter on stderr (no dependency: a ``\\r`` line is all a counter needs),
 shown when ``progress=True``, or by default (``progress=None``) once a read has taken over a
@@ -39,6 +43,9 @@ import numpy as np
 CHUNK = 8192
 #: Digest size of a fingerprint, in bytes.
 DIGEST = 16
+#: Widened bytes hashed per block by :func:`row_fingerprints`.
+BLOCK_BYTES = 1 << 24
+_INT64_MAX = 2**63 - 1
 
 
 def describe(data: Any) -> str:
@@ -255,9 +262,13 @@ def canonical(sample: Any, *, index: int | None = None, name: str = "data") -> A
 def fingerprint(sample: Any, *, atol: float | None = None) -> bytes:
     """128-bit digest of a canonical sample (floats rounded to multiples of ``atol`` if given)."""
     if isinstance(sample, np.ndarray):
-        q = atol is not None and _is_float(sample)
-        h = _prefix(sample.dtype.str, sample.shape, atol if q else None).copy()
-        h.update(np.ascontiguousarray(quantise(sample, atol) if q else sample).data)
+        if sample.dtype == np.uint64 and sample.size and int(sample.max()) > _INT64_MAX:
+            h = _prefix(sample.dtype.str, sample.shape).copy()
+            h.update(np.ascontiguousarray(sample).data)
+            return h.digest()
+        tag, values = _hash_form(sample, atol)
+        h = _prefix(tag, sample.shape).copy()
+        h.update(np.ascontiguousarray(values).data)
         return h.digest()
     if isinstance(sample, tuple):
         h = hashlib.blake2b(b"T%d:" % len(sample), digest_size=DIGEST)
@@ -282,27 +293,64 @@ def fingerprint(sample: Any, *, atol: float | None = None) -> bytes:
 
 
 def row_fingerprints(rows: np.ndarray, *, atol: float | None = None) -> list[bytes]:
-    """:func:`fingerprint` of every row of an array at once (same digests, ~1 µs a row)."""
+    """:func:`fingerprint` of every row of an array at once (same digests, ~1 µs a row).
+
+    Rows are widened (``float64``/``int64``) a block of at most :data:`BLOCK_BYTES` at a time,
+    so a chunk of large images never needs a full-size widened copy.
+    """
     m = len(rows)
     if m == 0:
         return []
-    q = atol is not None and _is_float(rows)
-    prefix = _prefix(rows.dtype.str, rows.shape[1:], atol if q else None)
-    rows = np.ascontiguousarray(quantise(rows, atol))
-    step = rows[0].nbytes
-    buf = memoryview(rows.reshape(m, -1).view(np.uint8).reshape(-1)) if step else memoryview(b"")  # type: ignore[arg-type]
+    if rows.dtype == np.uint64:  # rare: values past int64 keep their own dtype, row by row
+        return [fingerprint(r, atol=atol) for r in rows]
+    row_values = int(np.prod(rows.shape[1:], dtype=np.int64))
+    block = max(1, BLOCK_BYTES // max(16 * row_values, 1))
     out = []
-    for r in range(m):
-        h = prefix.copy()
-        h.update(buf[r * step : (r + 1) * step])
-        out.append(h.digest())
+    for start in range(0, m, block):
+        sub = rows[start : start + block]
+        tag, values = _hash_form(sub, atol)
+        prefix = _prefix(tag, rows.shape[1:])
+        values = np.ascontiguousarray(values)
+        k = len(sub)
+        step = values.nbytes // k
+        buf = memoryview(values.reshape(-1).view(np.uint8)) if step else memoryview(b"")  # type: ignore[arg-type]
+        for r in range(k):
+            h = prefix.copy()
+            h.update(buf[r * step : (r + 1) * step])
+            out.append(h.digest())
     return out
 
 
+def _hash_form(a: np.ndarray, atol: float | None) -> tuple[str, np.ndarray]:
+    """The tag and values a numeric array is hashed by: numbers compare by value.
+
+    Floats of any width are widened to ``float64`` (exact), with ``-0.0`` read as ``0.0`` and
+    every NaN as one NaN (so a NaN at the same place is equal, whatever its bits); integers of
+    any width to ``int64``; complex to ``complex128``. So a float32 row and the same values as
+    float64, or int32 and int64 token ids, are the same sample; a float and an integer array,
+    or bools and integers, stay different kinds. With ``atol``, floats are rounded to the grid.
+    Other dtypes (strings, dates) are hashed by dtype and bytes.
+    """
+    kind = a.dtype.kind
+    if kind in "fc":
+        x = a.astype(np.complex128 if kind == "c" else np.float64)
+        if kind == "c":
+            x = x.reshape(-1).view(np.float64)  # (re, im) pairs; the shape is hashed apart
+        if atol is not None:
+            return f"q{atol!r}{kind}", quantise(x, atol)
+        np.add(x, 0.0, out=x)  # -0.0 + 0.0 == +0.0
+        nan = np.isnan(x)
+        if nan.any():
+            x[nan] = np.nan
+        return kind, x
+    if kind in "iu":
+        return "i", a.astype(np.int64, copy=False)
+    return a.dtype.str, a
+
+
 @functools.lru_cache(maxsize=256)
-def _prefix(dtype: str, shape: tuple[int, ...], atol: float | None) -> Any:
-    """The hasher after an array's header (dtype or rounding grid, shape): copied per sample."""
-    tag = dtype if atol is None else f"q{atol!r}"
+def _prefix(tag: str, shape: tuple[int, ...]) -> Any:
+    """The hasher after an array's header (number kind or rounding grid, shape): copied per sample."""
     header = b"A%s(%s):" % (tag.encode(), ",".join(str(s) for s in shape).encode())
     return hashlib.blake2b(header, digest_size=DIGEST)
 
@@ -357,6 +405,21 @@ def show(sample: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: Keys that usually hold the label of a dict sample (used to suggest ``key=``).
+LABEL_KEYS = ("label", "labels", "target", "targets", "y", "class", "category")
+
+
+def key_hint(sample: Any, part: str) -> str:
+    """The ``key=`` that picks the ``part`` ("input", "label" or "pair") of a canonical sample."""
+    if isinstance(sample, dict) and sample:
+        keys = list(sample)
+        x = next((k for k in keys if k not in LABEL_KEYS), keys[0])
+        y = next((k for k in keys if k in LABEL_KEYS), "label")
+        pick = {"input": f"s[{x!r}]", "label": f"s[{y!r}]", "pair": f"(s[{x!r}], s[{y!r}])"}
+        return f"key=lambda s: {pick[part]}"
+    return "key=lambda s: " + {"input": "s[0]", "label": "s[1]", "pair": "(s[0], s[1])"}[part]
+
+
 def as_float(a: np.ndarray) -> np.ndarray:
     """A numeric leaf as float64 (bool/int widened; complex kept)."""
     return a if a.dtype.kind == "c" else a.astype(np.float64, copy=False)
@@ -371,7 +434,9 @@ def _is_tensor(x: Any) -> bool:
 
 
 def _is_array(x: Any) -> bool:
-    return isinstance(x, np.ndarray) or _is_tensor(x)
+    """A tensor or a NumPy array of numbers/strings; an object array (ragged samples, e.g.
+    token-id arrays of different lengths) is read as a sequence of samples instead."""
+    return (isinstance(x, np.ndarray) and x.dtype != object) or _is_tensor(x)
 
 
 def _strided() -> Any:

@@ -36,6 +36,9 @@ MAX_FEATURES = 12
 #: Outliers listed per axis.
 MAX_OUTLIERS = 5
 SAMPLE_STATS = ("mean", "std", "min", "max")
+#: A per-sample stat with fewer distinct values (binary multi-label targets, one-hot rows) is
+#: categorical: no sample is an outlier of it.
+MIN_DISTINCT = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,8 +286,8 @@ def _sample_outliers(
         for stat in SAMPLE_STATS:
             v = np.frombuffer(f.stats[stat], dtype=np.float64)
             ok = np.isfinite(v)
-            if ok.sum() < 8:
-                continue
+            if ok.sum() < 8 or len(np.unique(v[ok])) < MIN_DISTINCT:
+                continue  # a stat with a handful of values (0/1 targets) has categories, not outliers
             z = np.zeros_like(v)
             z[ok] = _robust_z(v[ok], 0.01 * span)
             for k in np.flatnonzero(np.abs(z) > z_max).tolist():
