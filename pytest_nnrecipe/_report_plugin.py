@@ -269,6 +269,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if getattr(config, "workerinput", None) is not None:
         return  # the controller prints for everyone
+    if config.option.collectonly:
+        return  # nothing ran: a table of "not covered" steps would be wrong
     records = config.stash[RECORDS]
     directory = config.stash[SETTINGS].artifacts_dir
     directory = _shown(directory, config) if directory else None

@@ -164,7 +164,8 @@ def _artifacts_dir(config: pytest.Config) -> str | None:
     if not value:
         value = config.getini("nn_artifacts")
         base = config.inipath.parent if config.inipath else config.rootpath
-    return str((Path(base) / str(value)).resolve()) if value else None
+    # ~ expanded as pytest's --junitxml does: the shell leaves --nn-artifacts=~/x and ini values
+    return str((Path(base) / Path(str(value)).expanduser()).resolve()) if value else None
 
 
 def _usable_cuda_device_count(config: pytest.Config) -> int:
@@ -203,7 +204,8 @@ def _cap_worker_threads(config: pytest.Config) -> None:
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "set_num_threads"):
-        torch.set_num_threads(threads)  # imported already, e.g. by a conftest
+        # imported already, e.g. by a conftest, which may have chosen fewer threads: keep those
+        torch.set_num_threads(min(threads, torch.get_num_threads()))
 
 
 # --- xdist hooks (registered only when pytest-xdist is installed) -------------------------
@@ -273,7 +275,10 @@ def pytest_runtest_protocol(
         seed=seed,
         base_seed=settings.base_seed,
         device=settings.device,
-        reproduce=f"pytest {shlex.quote(item.nodeid)}{_flags(settings)}",
+        # the node id as pytest takes it from where it was started (rootdir-relative ids fail
+        # from a subdirectory or with --rootdir/-c elsewhere); the seed still comes from the id
+        reproduce=f"pytest {shlex.quote(item.config.cwd_relative_nodeid(item.nodeid))}"
+        f"{_flags(settings)}",
         artifacts_dir=settings.artifacts_dir,
     )
     item.stash[RUN_CONTEXT] = ctx

@@ -188,6 +188,19 @@ def test_each_xdist_worker_caps_torch_threads_to_its_share_of_cpus(
     assert seen == {"threads-gw0.txt": expected, "threads-gw1.txt": expected}
 
 
+def test_a_conftest_that_chose_fewer_torch_threads_keeps_them_under_xdist(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTEST_XDIST_WORKER"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makeconftest("import torch\ntorch.set_num_threads(1)\n")
+    pytester.makepyfile(THREADS_TEST)
+    # one worker: its share is every CPU, more than the 1 thread the conftest asked for
+    result = pytester.runpytest_subprocess("-n", "1")
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "threads-gw0.txt").read_text() == "1"
+
+
 # --- on a CUDA machine (scripts/gpu-check.sh runs these with --nn-gpu) --------------------
 
 GPU_TEST = """

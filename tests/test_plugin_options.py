@@ -119,6 +119,23 @@ def test_the_artifacts_directory_reaches_the_run_context(
     result.stdout.fnmatch_lines([f"nnrecipe: *artifacts in {expected} *", f"*ARTIFACTS={expected}"])
 
 
+@pytest.mark.parametrize("source", ["flag", "ini"])
+def test_an_artifacts_directory_under_home_is_expanded(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    home = pytester.path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    if source == "flag":
+        args = ["--nn-artifacts=~/pictures"]  # no shell expands ~ after =
+    else:
+        pytester.makeini("[pytest]\nnn_artifacts = ~/pictures\n")
+        args = []
+    pytester.makepyfile(CONTEXT_TEST)
+    result = pytester.runpytest("-s", *args)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*ARTIFACTS={home / 'pictures'}"])
+
+
 def test_without_artifacts_the_run_context_has_none(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(CONTEXT_TEST)
     result = pytester.runpytest("-s")

@@ -208,3 +208,30 @@ def test_the_run_context_is_active_from_setup_to_teardown(pytester: pytest.Pytes
     pytester.makepyfile(test_ctx=CONTEXT_TEST)
     result = pytester.runpytest("--nn-seed=9")
     result.assert_outcomes(passed=2)
+
+
+def test_the_reproduce_command_works_from_the_directory_pytest_was_started_in(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.mkdir("tests")
+    pytester.path.joinpath("tests", "test_fail.py").write_text(FAILING_TEST)
+    subdir = pytester.path / "tests"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(subdir)  # the node id stays tests/test_fail.py::..., relative to the ini file
+        result = pytester.runpytest_inprocess("--nn-seed=3")
+    result.assert_outcomes(passed=1, failed=1)
+    seed = _rng.derive_seed(3, "tests/test_fail.py::test_fails")
+    value = random.Random(seed).random()
+    result.stdout.fnmatch_lines(
+        [
+            f"seed={seed} (base seed 3), device=cpu",
+            "reproduce: pytest test_fail.py::test_fails --nn-seed=3",
+        ]
+    )
+    # ... and pasting it in that directory runs the same test with the same seed
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(subdir)
+        again = pytester.runpytest_inprocess("test_fail.py::test_fails", "--nn-seed=3")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines([f"E * value={value!r}"])

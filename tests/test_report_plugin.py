@@ -274,3 +274,13 @@ def test_the_help_lists_the_report_and_artifact_options(pytester: pytest.Pyteste
         ["neural-network recipe checks (pytest-nnrecipe):", "*--nn-artifacts-all*", "*--nn-report*"]
     )
     result.stdout.fnmatch_lines(["*nn_artifacts_all (bool)*", "*nn_report (bool)*"])
+
+
+def test_collect_only_prints_no_coverage_report_since_nothing_ran(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_collected(): pass")
+    result = pytester.runpytest("--co", "--nn-report")
+    result.stdout.fnmatch_lines(["*1 test collected*"])
+    assert not any("recipe coverage" in line for line in result.stdout.lines)
+    assert not any("not covered" in line.lower() for line in result.stdout.lines)
