@@ -105,6 +105,10 @@ def assert_no_batch_mixing(
             if method == "auto" and verdict.undecided.any() and not verdict.violations.any():
                 verdict = _by_perturbation(run, ins, sources, n, chosen, obd, seed)
                 verdict.method = "perturb (grad was inconclusive: non-finite gradients)"
+            elif method == "auto" and verdict.cut and not verdict.violations.any():
+                verdict = _verdict.confirm_cut(
+                    verdict, lambda: _by_perturbation(run, ins, sources, n, chosen, obd, seed)
+                )
         else:
             verdict = _by_perturbation(run, ins, sources, n, chosen, obd, seed)
     passed = not verdict.violations.any() and not verdict.undecided.any()
@@ -188,7 +192,7 @@ def _by_grad(
 
         return make
 
-    def summarise(masks: torch.Tensor) -> dep.Units:
+    def summarise(masks: torch.Tensor, cuts: list[str] | None = None) -> dep.Units:
         grads = dep.backprop(
             run,
             ins,
@@ -197,6 +201,7 @@ def _by_grad(
             modules,
             batched=True,
             check_output=check_output,
+            cuts=cuts,
         )
         if not grads:
             raise ValueError(
@@ -208,7 +213,8 @@ def _by_grad(
             total = total | dep.units(g, [0, 1 + src.batch_dim])
         return total
 
-    screen = summarise(groups)
+    cuts: list[str] = []
+    screen = summarise(groups, cuts)
     outside = ~groups
     leaks = screen.nonzero & outside
     unknown = screen.nonfinite & outside & ~screen.nonzero
@@ -216,7 +222,9 @@ def _by_grad(
         depends = np.zeros((n, n), dtype=bool)
         diag = (screen.nonzero & groups).any(0).numpy()
         depends[np.arange(n), np.arange(n)] = diag & checked.diagonal()
-        return _verdict.Verdict(depends, allowed, checked, np.zeros_like(depends), "grad")
+        return _verdict.Verdict(
+            depends, allowed, checked, np.zeros_like(depends), "grad", cut=next(iter(cuts), None)
+        )
     depends = np.zeros((n, n), dtype=bool)
     inconclusive = np.zeros((n, n), dtype=bool)
     magnitude = np.zeros((n, n), dtype=np.float64)
@@ -250,6 +258,7 @@ def _by_perturbation(
         base = run(ins)
         b = dep.output_dim(base, obd, size=n, name="output_batch_dim", what="batch dimension")
         rtol, tol = dep.tolerance(base)
+        dep.check_repeatable(run, ins, base, [b], tol)
 
         def moved(members: torch.Tensor) -> tuple[dep.Units, float]:
             def mask(src: dep.Source, t: torch.Tensor) -> torch.Tensor:

@@ -105,7 +105,8 @@ def assert_causal(
         train: run in train mode (default eval).
         sdpa_backends: ``None`` (run as configured), ``"all"`` (each backend available on the
             device), or names among ``"math"``, ``"flash"``, ``"efficient"``, ``"cudnn"``.
-        max_batch: most sequence copies per pass (default ``2 x`` the batch; bounds memory).
+        max_batch: sequence copies per pass (default: the batch size, so the model is only
+            ever called at the batch shape it was given; smaller bounds memory).
         msg: replaces the failure headline; the evidence stays.
     """
     __tracebackhide__ = True
@@ -144,7 +145,7 @@ def assert_causal(
         obd=batch_dim if output_batch_dim is None else output_batch_dim,
         otd=time_dim if output_time_dim is None else output_time_dim,
         seed=seed,
-        max_batch=max_batch or max(2 * n, 2),
+        max_batch=max_batch or n,
     )
     chosen_method = method if method != "auto" else ("grad" if all_float else "perturb")
     verdicts: dict[str, _verdict.Verdict | str] = {}
@@ -324,6 +325,8 @@ def _decide(setup: _Setup, method: str, auto: bool) -> _verdict.Verdict:
         if auto and verdict.undecided.any() and not verdict.violations.any():
             verdict = _by_perturbation(setup)
             verdict.method = "perturb (grad was inconclusive: non-finite gradients)"
+        elif auto and verdict.cut and not verdict.violations.any():
+            verdict = _verdict.confirm_cut(verdict, lambda: _by_perturbation(setup))
         return verdict
     return _by_perturbation(setup)
 
@@ -340,15 +343,19 @@ def _frame(setup: _Setup, out_steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _copies(setup: _Setup) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(samples, cuts) of each pass: copy c of the sequence of sample c % B gets cut c."""
+    """(samples, cuts) of each pass: copy c of the sequence of sample c % B gets cut c.
+
+    Every pass has exactly ``max_batch`` copies (by default the batch size, so the model sees
+    the batch shape it was given: fixed-size state, a KV cache or a ``view(B, ...)`` keep
+    working); the last pass repeats cuts to fill up, which only tests them twice."""
     cuts = setup.positions[1:]
     out = []
     for start in range(0, len(cuts), setup.max_batch):
-        cs = range(start, min(len(cuts), start + setup.max_batch))
+        cs = range(start, start + setup.max_batch)
         out.append(
             (
                 torch.tensor([c % setup.batch for c in cs]),
-                torch.tensor([cuts[c] for c in cs]),
+                torch.tensor([cuts[c % len(cuts)] for c in cs]),
             )
         )
     return out
@@ -361,10 +368,23 @@ def _out_dims(out: torch.Tensor, setup: _Setup, size: int) -> tuple[int, int]:
         or setup.otd % out.dim() == b
         or out.shape[setup.otd] != setup.steps
     ):
+        otd = setup.otd % out.dim() if -out.dim() <= setup.otd < out.dim() else None
+        fits = [d for d in range(out.dim()) if d != b and out.shape[d] == setup.steps]
+        if fits:
+            hint = f"pass output_time_dim={fits[0]} if the output's steps are there"
+        elif otd is not None and otd != b and 0 < out.shape[otd] < setup.steps:
+            hint = (
+                f"its dimension {otd} has {out.shape[otd]} steps, fewer than the inputs' "
+                f"{setup.steps}: an unpadded convolution or a shift trims steps, so output "
+                "step t no longer lines up with input step t. Pad so every step has an output "
+                "(F.pad(x, (k - 1, 0)) before a causal convolution), or pass output= to line "
+                "them up (e.g. output=lambda o: F.pad(o, (0, 0, T - o.shape[1], 0)))"
+            )
+        else:
+            hint = "pass output_time_dim= (or output=) to say where the output's steps are"
         raise ValueError(
             f"the checked output (shape {tuple(out.shape)}) has no time dimension of "
-            f"{setup.steps} steps (the inputs' length) at output_time_dim={setup.otd}; pass "
-            "output_time_dim= (or output=) to say where the output's steps are."
+            f"{setup.steps} steps (the inputs' length) at output_time_dim={setup.otd}; {hint}."
         )
     return b, setup.otd % out.dim()
 
@@ -394,7 +414,8 @@ def _by_grad(setup: _Setup) -> _verdict.Verdict:
     leaking = False
     inside = _in_positions(setup, setup.steps)
     steps = torch.arange(setup.steps)
-    for samples, cuts in _copies(setup):
+    path_cuts: list[str] = []
+    for k, (samples, cuts) in enumerate(_copies(setup)):
         sub = dep.index_batch(setup.ins, setup.sources, samples)
 
         def make(out: torch.Tensor, cuts: torch.Tensor = cuts) -> tuple[torch.Tensor, torch.Tensor]:
@@ -403,7 +424,15 @@ def _by_grad(setup: _Setup) -> _verdict.Verdict:
             weights = dep.cotangent(out.shape, out, setup.seed)
             return weights, _pair_mask(out, b, t, before).to(out.device, out.dtype)
 
-        grads = dep.backprop(setup.run, sub, setup.sources, make, setup.modules, batched=False)
+        grads = dep.backprop(
+            setup.run,
+            sub,
+            setup.sources,
+            make,
+            setup.modules,
+            batched=False,
+            cuts=path_cuts if k == 0 else None,  # the passes differ in values, not in ops
+        )
         after = (steps[None, :] >= cuts[:, None]) & inside
         for g, src in grads:
             if src.time_dim is not None:
@@ -415,7 +444,8 @@ def _by_grad(setup: _Setup) -> _verdict.Verdict:
     allowed, checked = _frame(setup, setup.steps)
     if not leaking:
         zeros = np.zeros_like(allowed)
-        return _verdict.Verdict(zeros, allowed, checked & ~allowed, zeros.copy(), "grad")
+        cut = next(iter(path_cuts), None)
+        return _verdict.Verdict(zeros, allowed, checked & ~allowed, zeros.copy(), "grad", cut=cut)
     return _exact_grad(setup, setup.steps)
 
 
@@ -458,11 +488,13 @@ def _by_perturbation(setup: _Setup) -> _verdict.Verdict:
     inside = _in_positions(setup, setup.steps)
     steps = torch.arange(setup.steps)
     with torch.no_grad(), dep.no_inference_fastpath():
-        for samples, cuts in _copies(setup):
+        for k, (samples, cuts) in enumerate(_copies(setup)):
             sub = dep.index_batch(setup.ins, setup.sources, samples)
             base = setup.run(sub)
             b, t = _out_dims(base, setup, len(cuts))
             _rtol, tol = dep.tolerance(base)
+            if k == 0:
+                dep.check_repeatable(setup.run, sub, base, [b, t], tol)
             after = (steps[None, :] >= cuts[:, None]) & inside
 
             def mask(src: dep.Source, x: torch.Tensor, after: torch.Tensor = after) -> Any:

@@ -205,7 +205,8 @@ def first_batch(model: Any, inputs: Inputs) -> Iterator[dict[str, Any]]:
             for v in (*args, *kwargs.values()):
                 if isinstance(v, torch.Tensor):
                     if v.shape == shape:
-                        holder["batch"] = v.detach().cpu()
+                        with _unwatched():
+                            holder["batch"] = v.detach().cpu()
                         holder["hooked"] = True
                     return
 
@@ -257,10 +258,23 @@ def index_batch(inputs: Inputs, sources: dict[str, Source], index: torch.Tensor)
 
 def output_dim(out: torch.Tensor, dim: int, *, size: int, name: str, what: str) -> int:
     if out.dim() == 0 or not -out.dim() <= dim < out.dim() or out.shape[dim] != size:
+        if out.dim() == 0:
+            hint = (
+                "it is a scalar (a loss or a sum over the batch?); pass output= to pick a "
+                "per-sample tensor of what the model returns"
+            )
+        else:
+            fits = [d for d in range(out.dim()) if out.shape[d] == size]
+            hint = (
+                f"pass {name}={fits[0]} if its {what} is there (e.g. (T, B, ...) outputs from "
+                f"(B, T, ...) inputs), or output= to pick another tensor of what it returns"
+                if fits
+                else f"no dimension has size {size}: the model may reduce over the batch, or "
+                f"output= should pick another tensor of what it returns"
+            )
         raise ValueError(
             f"the checked output (shape {tuple(out.shape)}) has no {what} of size {size} at "
-            f"{name}={dim}; pass output= to pick a per-sample tensor of what the model returns, "
-            f"or {name}= to say where its {what} is."
+            f"{name}={dim}; {hint}."
         )
     return dim % out.dim()
 
@@ -309,6 +323,7 @@ def backprop(
     *,
     batched: bool,
     check_output: Callable[[torch.Tensor], None] | None = None,
+    cuts: list[str] | None = None,
 ) -> list[tuple[torch.Tensor, Source]]:
     """One forward, then vector-Jacobian products with the cotangents ``weights * masks``,
     where ``weights, masks = make_cotangent(out)``.
@@ -317,7 +332,8 @@ def backprop(
     ``nn.Embedding`` that reads them. With ``batched`` the cotangent has a leading dimension of
     independent products, run as one batched backward (a loop where an op lacks a batching
     rule), :data:`GRAD_CHUNK` products per backward to bound memory. Returns
-    ``(gradient, source)`` pairs, the gradient with that leading dimension.
+    ``(gradient, source)`` pairs, the gradient with that leading dimension. With ``cuts`` the
+    forward runs under :func:`watch_cuts`, and the first op that cut the path is appended.
     """
     leaves: list[Leaf] = []
     shapes = {}
@@ -339,9 +355,10 @@ def backprop(
         src = shapes.get(tuple(idx.shape))
         if src is None or not out.is_floating_point():
             return None
-        leaf = out.detach().requires_grad_(True)
-        leaves.append(Leaf(leaf, src))
-        return leaf.clone()
+        with _unwatched():
+            leaf = out.detach().requires_grad_(True)
+            leaves.append(Leaf(leaf, src))
+            return leaf.clone()
 
     handles = []
     if shapes:
@@ -351,7 +368,13 @@ def backprop(
                     handles.append(sub.register_forward_hook(embedding_hook))
     try:
         with torch.enable_grad():
-            out = run(inputs.map(as_leaf))
+            if cuts is None:
+                out = run(inputs.map(as_leaf))
+            else:
+                with watch_cuts() as watch:
+                    out = run(inputs.map(as_leaf))
+                if watch.cut is not None:
+                    cuts.append(watch.cut)
     finally:
         for h in handles:
             h.remove()
@@ -414,6 +437,78 @@ def _batched_grad(
             None if rows[0][k] is None else torch.stack([r[k] for r in rows])
             for k in range(len(tensors))
         ]
+
+
+class _CutWatch(torch.overrides.TorchFunctionMode):
+    """Notes the first op that takes a tensor on the gradient path and returns one off it.
+
+    Parameters are frozen during a check, so only what derives from the inputs requires grad;
+    an op that turns such a tensor into one that does not (``.detach()``, ``.data``, work under
+    ``torch.no_grad()``, ``argmax``/``argsort``/comparisons/integer casts, ``.item()``), or
+    into one whose derivative is zero (``round``, ``floor``, ``sign``), may carry a dependency
+    that no gradient shows. Ops that only read shapes (``zeros_like``, ``new_zeros``) are not
+    cuts. The check's own hooks run :func:`_unwatched`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut: str | None = None
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        result = func(*args, **(kwargs or {}))
+        if self.cut is None and not _PAUSED:
+            name = getattr(func, "__name__", "") or ""
+            if not (name.endswith("_like") or name.startswith("new_")) and _on_path(args, kwargs):
+                if name.rstrip("_") in _CUTTING or any(
+                    isinstance(r, torch.Tensor) and not r.requires_grad for r in _tensors(result)
+                ):
+                    self.cut = _op_name(func)
+        return result
+
+
+_PAUSED: list[bool] = []
+
+
+@contextlib.contextmanager
+def _unwatched() -> Iterator[None]:
+    """The check's own ops inside the forward (hooks) are not the model's cuts."""
+    _PAUSED.append(True)
+    try:
+        yield
+    finally:
+        _PAUSED.pop()
+
+
+#: Ops whose result leaves the gradient path although it is a tensor that requires grad
+#: (zero derivative almost everywhere) or is not a tensor at all (Python scalars).
+_CUTTING = {
+    *("round", "floor", "ceil", "trunc", "fix", "sign", "sgn", "heaviside"),
+    *("item", "tolist", "__float__", "__int__", "__index__", "__bool__", "numpy"),
+}
+
+
+def _tensors(value: Any) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return [v for item in value for v in _tensors(item)]
+    return [value] if isinstance(value, torch.Tensor) else []
+
+
+def _on_path(args: Any, kwargs: Any) -> bool:
+    return any(t.requires_grad for t in _tensors(list(args) + list((kwargs or {}).values())))
+
+
+def _op_name(func: Any) -> str:
+    name = getattr(func, "__name__", repr(func))
+    if name == "__get__":  # a property such as Tensor.data
+        name = getattr(getattr(func, "__self__", None), "__name__", "attribute")
+    return name
+
+
+@contextlib.contextmanager
+def watch_cuts() -> Iterator[_CutWatch]:
+    """Within the block, ``watch.cut`` names the first op that cut the gradient path, if any."""
+    with _CutWatch() as watch:
+        yield watch
 
 
 def has_embedding_reader(modules: Sequence[torch.nn.Module]) -> bool:
@@ -506,6 +601,27 @@ def changes(
         _flat(size, keep).amax(-1).cpu(),
     )
     return summary, slight
+
+
+def check_repeatable(
+    run: Runner, inputs: Inputs, base: torch.Tensor, keep: Sequence[int], tol: float
+) -> None:
+    """Perturbation compares calls; a model that answers the same inputs differently on a
+    second call (state kept between calls, random numbers the check cannot reseed) would show
+    dependencies that are not there. Raise a ``ValueError`` that says so instead."""
+    again = run(inputs)
+    moved, _slight = changes(again, base, keep, tol)
+    if bool(moved.nonzero.any()):
+        diff = float(moved.magnitude.max())
+        raise ValueError(
+            f"model= gives different outputs for the same inputs on two calls (by up to "
+            f"{diff:.3g}), so changing inputs and comparing outputs (method='perturb') cannot "
+            "tell what depends on what. Likely: state kept between calls (a cache, a running "
+            "state, a counter) or random numbers from a generator the check cannot reseed "
+            "(a torch.Generator of its own, dropout on a non-default device RNG). Make the "
+            "forward a function of its inputs (reset the state, e.g. model=lambda x: "
+            "net(x, state=None)), or use method='grad'."
+        )
 
 
 def perturb(

@@ -34,6 +34,8 @@ class Verdict:
     strength: np.ndarray | None = None
     slight: float = 0.0
     note: str | None = None
+    #: the first op of the forward that cut the gradient path (``method="grad"`` only)
+    cut: str | None = None
 
     @property
     def violations(self) -> np.ndarray:
@@ -55,6 +57,35 @@ class Verdict:
             vals = self.strength[rows, cols]
         order = np.argsort(-vals, kind="stable")[:k]
         return [(int(rows[o]), int(cols[o]), float(vals[o])) for o in order]
+
+
+def confirm_cut(grad: Verdict, perturb: Callable[[], Verdict]) -> Verdict:
+    """``method="auto"``: the verdict after a gradient pass whose forward cut the gradient path
+    (``grad.cut``), confirmed by ``perturb()``: the perturbation's when it found a dependency
+    the gradients could not show, else the gradient's, saying both ran. A model that cannot
+    take perturbed inputs (it validates their range, say) keeps the gradient's verdict."""
+    try:
+        perturbed = perturb()
+    except Exception as e:  # the model rejects perturbed inputs: keep what gradients showed
+        grad.method = (
+            f"grad (the forward cuts the gradient path at {grad.cut}; the perturbation that "
+            f"would confirm it failed: {type(e).__name__}: {str(e).split(', so ')[0][:100]})"
+        )
+        return grad
+    if perturbed.violations.any():
+        perturbed.method = (
+            f"perturb (gradients miss it: the forward cuts the gradient path at {grad.cut})"
+        )
+        why = (
+            f"Gradients show no such dependency: the forward cuts the gradient path at "
+            f"{grad.cut!r} (.detach(), .data, torch.no_grad(), argmax/argsort/sort indices, "
+            ".item(), integer casts, round/floor/sign), and the dependency runs through that "
+            "cut; changing the inputs shows it."
+        )
+        perturbed.note = why if perturbed.note is None else f"{why} {perturbed.note}"
+        return perturbed
+    grad.method = f"grad+perturb (the forward cuts the gradient path at {grad.cut})"
+    return grad
 
 
 def relative_strength(mag: np.ndarray, allowed: np.ndarray) -> np.ndarray:
