@@ -277,8 +277,7 @@ def pytest_runtest_protocol(
         device=settings.device,
         # the node id as pytest takes it from where it was started (rootdir-relative ids fail
         # from a subdirectory or with --rootdir/-c elsewhere); the seed still comes from the id
-        reproduce=f"pytest {shlex.quote(item.config.cwd_relative_nodeid(item.nodeid))}"
-        f"{_flags(settings)}",
+        reproduce=f"pytest {shlex.quote(_invocation_relative(item))}{_flags(settings)}",
         artifacts_dir=settings.artifacts_dir,
     )
     item.stash[RUN_CONTEXT] = ctx
@@ -373,6 +372,18 @@ def _marker_problem(item: pytest.Item) -> str | None:
             f"nn_gpu({_call_args(gpu)}). Example: @pytest.mark.nn_gpu"
         )
     return None
+
+
+def _invocation_relative(item: pytest.Item) -> str:
+    """The test's node id with its file path relative to where pytest was started, so the
+    printed command can be pasted there (pytest's node ids are rootdir-relative)."""
+    path, sep, rest = item.nodeid.partition("::")
+    full = item.config.rootpath / path
+    try:
+        relative = Path(os.path.relpath(full, item.config.invocation_params.dir)).as_posix()
+    except ValueError:  # another drive on Windows
+        relative = full.as_posix()
+    return relative + sep + rest
 
 
 def _call_args(marker: pytest.Mark) -> str:
