@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from dependency_helpers import caught, expected
 from torch import nn
 
 from pytest_nnrecipe import _context, assert_no_batch_mixing
@@ -28,19 +29,6 @@ class Wired(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin(x) + torch.einsum("ij,jd->id", self.mix, x)
-
-
-def expected(batch: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    m = np.eye(batch, dtype=bool)
-    for i, j in pairs:
-        m[i, j] = True
-    return m
-
-
-def caught(fn, *args, **kwargs) -> str:
-    with pytest.raises(AssertionError) as info:
-        fn(*args, **kwargs)
-    return str(info.value)
 
 
 @pytest.mark.parametrize("method", METHODS)

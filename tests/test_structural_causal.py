@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from dependency_helpers import caught, expected
 from torch import nn
 
 from pytest_nnrecipe import _context, assert_causal
@@ -25,19 +26,6 @@ class TimeWired(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin(x) + torch.einsum("ts,bsd->btd", self.mix, x)
-
-
-def expected(steps: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    m = np.eye(steps, dtype=bool)
-    for t, s in pairs:
-        m[t, s] = True
-    return m
-
-
-def caught(fn, *args, **kwargs) -> str:
-    with pytest.raises(AssertionError) as info:
-        fn(*args, **kwargs)
-    return str(info.value)
 
 
 @pytest.mark.parametrize("method", METHODS)
