@@ -32,8 +32,8 @@ def bind(fn: Callable[..., Any], device: Any, seed: int) -> Callable[..., Any]:
         try:
             for module, _home_device in homes:
                 module.to(dev)
-            args = tuple(_to(a, dev) for a in args)
-            kwargs = {k: _to(v, dev) for k, v in kwargs.items()}
+            args = tuple(to_device(a, dev) for a in args)
+            kwargs = {k: to_device(v, dev) for k, v in kwargs.items()}
             with _rng.preserved():
                 _rng.seed_all(seed)
                 return fn(*args, **kwargs)
@@ -50,15 +50,15 @@ def _home(module: Any) -> Any:
     return devices.pop() if len(devices) == 1 else None
 
 
-def _to(value: Any, device: Any) -> Any:
+def to_device(value: Any, device: Any) -> Any:
     import torch
 
     if isinstance(value, torch.Tensor):
         return value.to(device)
     if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_to(v, device) for v in value)
+        return tuple(to_device(v, device) for v in value)
     if isinstance(value, list):
-        return [_to(v, device) for v in value]
+        return [to_device(v, device) for v in value]
     if isinstance(value, Mapping) and type(value) is dict:
-        return {k: _to(v, device) for k, v in value.items()}
+        return {k: to_device(v, device) for k, v in value.items()}
     return value

@@ -78,23 +78,6 @@ def _hypothesis_setup_hook() -> None:
     register_profile()
 
 
-# --- options ------------------------------------------------------------------------------
-
-
-@hookimpl(trylast=True)  # after plugin.py created the nnrecipe group with its description
-def pytest_addoption(parser: Any) -> None:
-    group = parser.getgroup("nnrecipe")
-    group.addoption(
-        _OPTION,
-        metavar="NAME",
-        default=None,
-        help=f"Hypothesis settings profile for the session: {PROFILE} (default: no deadline, "
-        "no too_slow health check, 25 examples), default (Hypothesis' own), or one a "
-        "conftest registered (ini: nn_hypothesis_profile).",
-    )
-    parser.addini(_INI, f"Hypothesis settings profile, as {_OPTION} (default {PROFILE})")
-
-
 # --- configure ----------------------------------------------------------------------------
 
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import pytest
 
-from pytest_nnrecipe import _rng
+from pytest_nnrecipe import _rng, _session
+from pytest_nnrecipe._session import RUN_CONTEXT, SETTINGS
 
 #: ``config.stash[MODELS]``: the resolved ``--nn-model`` factories of the session.
 MODELS = pytest.StashKey[list["Model"]]()
@@ -44,22 +45,6 @@ _DECLARE = (
     "specs.classification(features=8, classes=4)) above `def {factory}():`, or "
     "{factory}.nnrecipe_spec = specs.image_classification(channels=3, size=16, classes=10)"
 )
-
-# --- the option ---------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("nnrecipe", "neural-network recipe checks (pytest-nnrecipe)")
-    group.addoption(
-        "--nn-model",
-        action="append",
-        default=[],
-        metavar="MODULE:FACTORY",
-        help="run the whole recipe (one test per step) on the model factory FACTORY of "
-        "MODULE (dotted module or path/to/file.py), with the spec declared on it "
-        "(@pytest_nnrecipe.specs.declare). Repeatable. Without test paths, only these run.",
-    )
-
 
 # --- configure ----------------------------------------------------------------------------
 
@@ -79,12 +64,11 @@ class Model:
     skips: dict[str, str]  # step -> why it does not apply to this spec
 
 
-@pytest.hookimpl(trylast=True)  # after the plugin's configure: the base seed is known
 def pytest_configure(config: pytest.Config) -> None:
     values = list(dict.fromkeys(config.getoption("nn_model") or []))
     if not values:
         return
-    base_seed = _base_seed(config)
+    base_seed = _session.settings(config).base_seed
     config.stash[MODELS] = [resolve(text, config, base_seed) for text in values]
 
 
@@ -276,13 +260,6 @@ def _lineno(factory: Any) -> int:
         return 0
 
 
-def _base_seed(config: pytest.Config) -> int:
-    from .plugin import SETTINGS
-
-    settings = config.stash.get(SETTINGS, None)
-    return settings.base_seed if settings is not None else 0
-
-
 # --- collection ---------------------------------------------------------------------------
 
 
@@ -364,22 +341,21 @@ class RecipeStep(pytest.Item):
     def runtest(self) -> None:
         __tracebackhide__ = True
         from . import _binding, _recipe
-        from .plugin import RUN_CONTEXT, SETTINGS, _apply_torch_settings, _flags
 
         ctx = self.stash[RUN_CONTEXT]
+        settings = self.config.stash[SETTINGS]
         ctx.reproduce = (
             f"pytest --nn-model {shlex.quote(self.model.text)} -k {shlex.quote(self.name)}"
-            f"{_flags(self.config.stash[SETTINGS])}"
+            f"{_session.flags(settings)}"
         )
-        device = self._device(ctx)
-        _apply_torch_settings(self.config)
+        device = _session.device_for(ctx, settings)
         spec = self.model.spec
         plan = _recipe.make_plan(
             self.model.factory,
             **{
                 **spec,
-                "inputs": _binding._to(spec.inputs, device),
-                "targets": _binding._to(spec.targets, device),
+                "inputs": _binding.to_device(spec.inputs, device),
+                "targets": _binding.to_device(spec.targets, device),
             },
         )
         outcome = _recipe.run_step(plan, self.step)
@@ -387,17 +363,6 @@ class RecipeStep(pytest.Item):
             pytest.skip(outcome.message)
         if outcome.error is not None:
             raise outcome.error
-
-    @staticmethod
-    def _device(ctx: Any) -> Any:
-        import torch
-
-        if ctx.seed is not None:
-            _rng.seed_torch(ctx.seed)  # torch may have arrived after the test was seeded
-        device = torch.device(ctx.device)
-        if device.type == "cuda" and device.index:
-            torch.cuda.set_device(device)
-        return device
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, AssertionError):

@@ -1,8 +1,9 @@
 """Pictures and the recipe report: what the checks saw, as PNG files and as a coverage table.
 
 Loaded by ``pytest_nnrecipe.plugin`` through ``pytest_plugins`` (``-p no:nnrecipe`` turns it off
-too). Read in the order pytest calls it: options, configure, xdist hooks, runtest hooks (the
-pictures and the failure section), session end (the report).
+too). Read in the order pytest calls it: configure, xdist hooks, runtest hooks (the pictures
+and the failure section), session end (the report). Its options (``--nn-artifacts-all``,
+``--nn-report``) are declared with the others in ``plugin.py`` and read by ``_session``.
 
 - ``--nn-artifacts DIR``: after each test phase that fails, the pictures of its failed checks
   (of all its checks when none of them failed: the test failed on its own assert) go to DIR;
@@ -32,8 +33,8 @@ from typing import Any
 
 import pytest
 
-from pytest_nnrecipe import _context, _coverage
-from pytest_nnrecipe.plugin import RUN_CONTEXT, SETTINGS
+from pytest_nnrecipe import _context, _coverage, _session
+from pytest_nnrecipe._session import RUN_CONTEXT, SETTINGS
 
 #: The ``workeroutput`` key under which a worker sends its :class:`SessionRecords` as JSON.
 WORKEROUTPUT_KEY = "nnrecipe_records"
@@ -74,49 +75,14 @@ class _TestPictures:
     problem: str | None = None
 
 
-REPORT = pytest.StashKey[bool]()
-ARTIFACTS_ALL = pytest.StashKey[bool]()
 RECORDS = pytest.StashKey[SessionRecords]()
 _TEST_PICTURES = pytest.StashKey[_TestPictures]()
-
-# --- options ------------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("nnrecipe", "neural-network recipe checks (pytest-nnrecipe)")
-    group.addoption(
-        "--nn-artifacts-all",
-        action="store_true",
-        default=False,
-        help="with --nn-artifacts: pictures of every check call, passing ones too "
-        "(ini: nn_artifacts_all).",
-    )
-    parser.addini(
-        "nn_artifacts_all", "pictures of every check call, as --nn-artifacts-all", type="bool"
-    )
-    group.addoption(
-        "--nn-report",
-        action="store_true",
-        default=False,
-        help="print the recipe coverage table at the end: which checks ran on which models, "
-        "which recipe steps no test covers; across xdist workers (ini: nn_report).",
-    )
-    parser.addini("nn_report", "print the recipe coverage table, as --nn-report", type="bool")
-
 
 # --- configure ----------------------------------------------------------------------------
 
 
-@pytest.hookimpl(trylast=True)  # after plugin.py's pytest_configure has stored its SETTINGS
 def pytest_configure(config: pytest.Config) -> None:
-    every = bool(config.getoption("nn_artifacts_all") or config.getini("nn_artifacts_all"))
-    if every and not config.stash[SETTINGS].artifacts_dir:
-        raise pytest.UsageError(
-            "--nn-artifacts-all (or ini nn_artifacts_all) needs a directory for the pictures: "
-            "add --nn-artifacts DIR (or ini nn_artifacts = DIR)."
-        )
-    config.stash[ARTIFACTS_ALL] = every
-    config.stash[REPORT] = bool(config.getoption("nn_report") or config.getini("nn_report"))
+    _session.settings(config)  # --nn-artifacts-all without --nn-artifacts stops the run here
     config.stash[RECORDS] = SessionRecords()
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "nnrecipe-report-xdist")
@@ -150,8 +116,8 @@ def pytest_runtest_makereport(
     config = item.config
     settings = config.stash[SETTINGS]
     drawn = item.stash.setdefault(_TEST_PICTURES, _TestPictures())
-    if settings.artifacts_dir and (report.failed or config.stash[ARTIFACTS_ALL]):
-        _draw(config, ctx, drawn, settings.artifacts_dir, every=config.stash[ARTIFACTS_ALL])
+    if settings.artifacts_dir and (report.failed or settings.artifacts_all):
+        _draw(config, ctx, drawn, settings.artifacts_dir, every=settings.artifacts_all)
     if report.failed:
         section = failure_section(ctx, drawn, config, config.stash[RECORDS].unavailable)
         report.sections.append(("nnrecipe", section))
@@ -159,7 +125,7 @@ def pytest_runtest_makereport(
     if report.when == "call" and getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
         records.property_tests += 1
     if report.when == "teardown":
-        if config.stash[REPORT]:
+        if settings.report:
             records.entries += [
                 _coverage.to_json(ctx.nodeid or item.nodeid, r) for r in ctx.records
             ]
@@ -272,14 +238,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if config.option.collectonly:
         return  # nothing ran: a table of "not covered" steps would be wrong
     records = config.stash[RECORDS]
-    directory = config.stash[SETTINGS].artifacts_dir
-    directory = _shown(directory, config) if directory else None
+    settings = config.stash[SETTINGS]
+    directory = _shown(settings.artifacts_dir, config) if settings.artifacts_dir else None
     lines: list[str] = []
     if directory and records.unavailable:
         lines.append(f"nnrecipe: no PNG pictures: {records.unavailable}")
-    elif directory and records.pictures and not config.stash[REPORT]:  # the report says it
+    elif directory and records.pictures and not settings.report:  # the report says it
         lines.append(f"nnrecipe: {_n(records.pictures, 'picture')} written to {directory}")
-    if config.stash[REPORT]:
+    if settings.report:
         terminalreporter.write_sep("=", "nnrecipe: recipe coverage")
         report = _coverage.build_report(
             records.entries,

@@ -10,7 +10,6 @@ initialised only by the tests themselves.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import os
 import shlex
@@ -22,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import pytest_nnrecipe
-from pytest_nnrecipe import _binding, _context, _devices, _rng
+from pytest_nnrecipe import _binding, _context, _devices, _rng, _session
+from pytest_nnrecipe._hypothesis_plugin import PROFILE
+from pytest_nnrecipe._session import RUN_CONTEXT, SEED_RANGE, SETTINGS, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -36,26 +37,6 @@ pytest_plugins = [
     "pytest_nnrecipe._model_plugin",
 ]
 
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The session's plugin settings, read once from the command line and the ini file."""
-
-    base_seed: int
-    gpu: bool
-    deterministic: bool
-    artifacts_dir: str | None
-    device: str  # this process's device: "cpu", or e.g. "cuda:0" under --nn-gpu
-    cuda_device_count: int = 0
-
-
-#: ``config.stash[SETTINGS]``: the session's :class:`Settings`.
-SETTINGS = pytest.StashKey[Settings]()
-#: ``item.stash[RUN_CONTEXT]``: the :class:`~pytest_nnrecipe._context.RunContext` of a test.
-RUN_CONTEXT = pytest.StashKey[_context.RunContext]()
-
-_WORKERINPUT_DEVICE_COUNT = "nn_cuda_device_count"
-_SEED_RANGE = f"an integer from 0 to {_rng.SEED_MODULUS - 1}"
 
 # --- options ------------------------------------------------------------------------------
 
@@ -95,12 +76,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "CUBLAS_WORKSPACE_CONFIG=:4096:8 (ini: nn_deterministic).",
     )
     parser.addini("nn_deterministic", "deterministic kernels, as --nn-deterministic", type="bool")
+    # pictures and the recipe report (_report_plugin)
+    group.addoption(
+        "--nn-artifacts-all",
+        action="store_true",
+        default=False,
+        help="with --nn-artifacts: pictures of every check call, passing ones too "
+        "(ini: nn_artifacts_all).",
+    )
+    parser.addini(
+        "nn_artifacts_all", "pictures of every check call, as --nn-artifacts-all", type="bool"
+    )
+    group.addoption(
+        "--nn-report",
+        action="store_true",
+        default=False,
+        help="print the recipe coverage table at the end: which checks ran on which models, "
+        "which recipe steps no test covers; across xdist workers (ini: nn_report).",
+    )
+    parser.addini("nn_report", "print the recipe coverage table, as --nn-report", type="bool")
+    # Hypothesis (_hypothesis_plugin)
+    group.addoption(
+        "--nn-hypothesis-profile",
+        metavar="NAME",
+        default=None,
+        help=f"Hypothesis settings profile for the session: {PROFILE} (default: no deadline, "
+        "no too_slow health check, 25 examples), default (Hypothesis' own), or one a "
+        "conftest registered (ini: nn_hypothesis_profile).",
+    )
+    parser.addini(
+        "nn_hypothesis_profile",
+        f"Hypothesis settings profile, as --nn-hypothesis-profile (default {PROFILE})",
+    )
+    # the recipe on a named model factory (_model_plugin)
+    group.addoption(
+        "--nn-model",
+        action="append",
+        default=[],
+        metavar="MODULE:FACTORY",
+        help="run the whole recipe (one test per step) on the model factory FACTORY of "
+        "MODULE (dotted module or path/to/file.py), with the spec declared on it "
+        "(@pytest_nnrecipe.specs.declare). Repeatable. Without test paths, only these run.",
+    )
 
 
 # --- configure ----------------------------------------------------------------------------
 
 
+@pytest.hookimpl(tryfirst=True)  # before the sub-plugins: --nn-model imports torch
 def pytest_configure(config: pytest.Config) -> None:
+    """Markers, the session's settings, and what must be set before torch is imported: the
+    cuBLAS workspace for --nn-deterministic and an xdist worker's share of the CPUs."""
     config.addinivalue_line(
         "markers",
         "nn_gpu: the test needs CUDA: it runs with --nn-gpu and is skipped without it. "
@@ -108,90 +134,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        f"nn_seed(n): run the test with seed n ({_SEED_RANGE}) instead of the one derived "
+        f"nn_seed(n): run the test with seed n ({SEED_RANGE}) instead of the one derived "
         "from the base seed and its node id. Example: @pytest.mark.nn_seed(1234)",
     )
-    settings = _read_settings(config)
-    config.stash[SETTINGS] = settings
+    settings = _session.settings(config)
     if settings.deterministic:
         # Read by cuBLAS when CUDA starts, which is later: in a test, never at load time.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     _cap_worker_threads(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "nnrecipe-xdist")
-
-
-def _read_settings(config: pytest.Config) -> Settings:
-    base_seed = _base_seed(config)  # the cheap checks first: the GPU probe imports torch
-    gpu = bool(config.getoption("nn_gpu"))
-    count = 0
-    device = "cpu"
-    if gpu:
-        count = _usable_cuda_device_count(config)
-        device = _pin_gpu(config, count)
-    return Settings(
-        base_seed=base_seed,
-        gpu=gpu,
-        deterministic=bool(
-            config.getoption("nn_deterministic") or config.getini("nn_deterministic")
-        ),
-        artifacts_dir=_artifacts_dir(config),
-        device=device,
-        cuda_device_count=count,
-    )
-
-
-def _base_seed(config: pytest.Config) -> int:
-    value = config.getoption("nn_seed")
-    source = "--nn-seed"
-    if value is None:
-        value, source = config.getini("nn_seed"), "ini nn_seed"
-    try:
-        seed = int(str(value).strip())
-    except ValueError:
-        seed = -1
-    if not 0 <= seed < _rng.SEED_MODULUS:
-        raise pytest.UsageError(
-            f"{source}={value!r} is not a seed: expected {_SEED_RANGE}, e.g. --nn-seed=0 "
-            "(the base seed printed in the report header of the run to reproduce)."
-        )
-    return seed
-
-
-def _artifacts_dir(config: pytest.Config) -> str | None:
-    value = config.getoption("nn_artifacts")
-    base = config.invocation_params.dir
-    if not value:
-        value = config.getini("nn_artifacts")
-        base = config.inipath.parent if config.inipath else config.rootpath
-    # ~ expanded as pytest's --junitxml does: the shell leaves --nn-artifacts=~/x and ini values
-    return str((Path(base) / Path(str(value)).expanduser()).resolve()) if value else None
-
-
-def _usable_cuda_device_count(config: pytest.Config) -> int:
-    """Visible CUDA devices; the session stops here with the reason if there are none."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None and _WORKERINPUT_DEVICE_COUNT in workerinput:
-        return int(workerinput[_WORKERINPUT_DEVICE_COUNT])  # probed by the controller
-    probe = _devices.probe_cuda()
-    problem = _devices.why_unusable(probe, os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if problem is not None:
-        raise pytest.UsageError(problem)
-    return probe.device_count
-
-
-def _pin_gpu(config: pytest.Config, count: int) -> str:
-    """This process's GPU: xdist worker gwN narrows CUDA_VISIBLE_DEVICES before CUDA starts."""
-    workerinput = getattr(config, "workerinput", None)
-    placement = _devices.place(
-        workerinput["workerid"] if workerinput is not None else None,
-        os.environ.get("CUDA_VISIBLE_DEVICES"),
-        count,
-        cuda_started=_cuda_started(),
-    )
-    if placement.cuda_visible_devices is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = placement.cuda_visible_devices
-    return placement.device
 
 
 def _cap_worker_threads(config: pytest.Config) -> None:
@@ -217,7 +169,7 @@ class XdistHooks:
         before anything in the worker touches CUDA."""
         settings = node.config.stash[SETTINGS]
         if settings.gpu:
-            node.workerinput[_WORKERINPUT_DEVICE_COUNT] = settings.cuda_device_count
+            node.workerinput[_session.WORKERINPUT_DEVICE_COUNT] = settings.cuda_device_count
 
 
 # --- header -------------------------------------------------------------------------------
@@ -230,7 +182,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         extras += f", artifacts in {settings.artifacts_dir}"
     return (
         f"nnrecipe: torch {_torch_version()}, {_device_summary(config, settings)}, "
-        f"base seed {settings.base_seed}{extras} (reproduce: pytest{_flags(settings)})"
+        f"base seed {settings.base_seed}{extras} (reproduce: pytest{_session.flags(settings)})"
     )
 
 
@@ -277,7 +229,7 @@ def pytest_runtest_protocol(
         device=settings.device,
         # the node id as pytest takes it from where it was started (rootdir-relative ids fail
         # from a subdirectory or with --rootdir/-c elsewhere); the seed still comes from the id
-        reproduce=f"pytest {shlex.quote(_invocation_relative(item))}{_flags(settings)}",
+        reproduce=f"pytest {shlex.quote(_invocation_relative(item))}{_session.flags(settings)}",
         artifacts_dir=settings.artifacts_dir,
     )
     item.stash[RUN_CONTEXT] = ctx
@@ -291,7 +243,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     problem = _marker_problem(item)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
-    _apply_torch_settings(item.config)
+    _session.apply_torch_settings(item.config.stash[SETTINGS])
 
 
 # A failing test's report section (seed, device, reproduce command, checks, pictures) is
@@ -304,17 +256,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def nn_device(request: pytest.FixtureRequest) -> torch.device:
     """The test's ``torch.device``: ``cpu``, or with ``--nn-gpu`` this process's CUDA device."""
-    first_import = "torch" not in sys.modules
-    import torch
-
-    ctx = request.node.stash[RUN_CONTEXT]
-    if first_import and ctx.seed is not None:
-        _rng.seed_torch(ctx.seed)  # torch arrived after the test was seeded
-    _apply_torch_settings(request.config)
-    device = torch.device(ctx.device)
-    if device.type == "cuda" and device.index:
-        torch.cuda.set_device(device)  # CUDA had started before this worker could pin it
-    return device
+    return _session.device_for(request.node.stash[RUN_CONTEXT], request.config.stash[SETTINGS])
 
 
 @pytest.fixture
@@ -362,7 +304,7 @@ def _marker_problem(item: pytest.Item) -> str | None:
             or not 0 <= value < _rng.SEED_MODULUS
         ):
             return (
-                f"{item.nodeid}: @pytest.mark.nn_seed(n) takes one seed n, {_SEED_RANGE}; "
+                f"{item.nodeid}: @pytest.mark.nn_seed(n) takes one seed n, {SEED_RANGE}; "
                 f"got nn_seed({_call_args(seed)}). Example: @pytest.mark.nn_seed(1234)"
             )
     gpu = item.get_closest_marker("nn_gpu")
@@ -390,36 +332,11 @@ def _call_args(marker: pytest.Mark) -> str:
     return ", ".join([*map(repr, marker.args), *(f"{k}={v!r}" for k, v in marker.kwargs.items())])
 
 
-def _flags(settings: Settings) -> str:
-    """The plugin flags that reproduce this run, e.g. `` --nn-seed=0 --nn-gpu``."""
-    flags = f" --nn-seed={settings.base_seed}"
-    if settings.gpu:
-        flags += " --nn-gpu"
-    if settings.deterministic:
-        flags += " --nn-deterministic"
-    return flags
-
-
-def _apply_torch_settings(config: pytest.Config) -> None:
-    """Session settings that need torch, applied once torch is imported (never imports it)."""
-    torch = sys.modules.get("torch")
-    if torch is None or not hasattr(torch, "use_deterministic_algorithms"):
-        return
-    if config.stash[SETTINGS].deterministic and not torch.are_deterministic_algorithms_enabled():
-        torch.use_deterministic_algorithms(True)
-
-
 def _torch_version() -> str:
     try:
         return importlib.metadata.version("torch")  # without importing torch
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def _cuda_started() -> bool:
-    torch = sys.modules.get("torch")
-    cuda = getattr(torch, "cuda", None)
-    return bool(cuda is not None and cuda.is_initialized())
 
 
 def _cpu_count() -> int | None:
