@@ -12,14 +12,14 @@ and the failure section), session end (the report). Its options (``--nn-artifact
   the Hypothesis seed of a ``@given`` test, then per check its verdict, method, mode,
   optimizer and the paths of its pictures.
 - At the end of each test its check calls join the session's records as small JSON entries
-  (:func:`pytest_nnrecipe._coverage.to_json`), and the records themselves (batches, matrices,
+  (:func:`pytest_nnrecipe._recipe_coverage.to_json`), and the records themselves (batches, matrices,
   curves) are let go: pytest keeps every item, and with it its context, to the end.
-- ``--nn-report``: the recipe coverage table (:mod:`pytest_nnrecipe._coverage`) at the end of
+- ``--nn-report``: the recipe coverage table (:mod:`pytest_nnrecipe._recipe_coverage`) at the end of
   the session. Each xdist worker sends its check entries as JSON in ``workeroutput``; the
   controller merges them in ``pytest_testnodedown``, so ``-n 2`` counts what a serial run does.
 
 Cheap to load: pytest, the standard library and the torch-free modules only; matplotlib is
-imported by :mod:`pytest_nnrecipe._pictures` when the first picture is drawn.
+imported by :mod:`pytest_nnrecipe._png` when the first picture is drawn.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from pytest_nnrecipe import _context, _coverage, _session
+from pytest_nnrecipe import _context, _recipe_coverage, _session
 from pytest_nnrecipe._session import RUN_CONTEXT, SETTINGS
 
 #: The ``workeroutput`` key under which a worker sends its :class:`SessionRecords` as JSON.
@@ -127,7 +127,7 @@ def pytest_runtest_makereport(
     if report.when == "teardown":
         if settings.report:
             records.entries += [
-                _coverage.to_json(ctx.nodeid or item.nodeid, r) for r in ctx.records
+                _recipe_coverage.to_json(ctx.nodeid or item.nodeid, r) for r in ctx.records
             ]
         # pytest keeps every item to the end of the session: let go of the batches, matrices
         # and curves the checks recorded, or a long suite holds all of them in memory.
@@ -153,14 +153,14 @@ def _draw(
     session = config.stash[RECORDS]
     if not todo or session.unavailable:
         return
-    from pytest_nnrecipe import _pictures  # the first picture pays for the import
+    from pytest_nnrecipe import _png  # the first picture pays for the import
 
-    stem = _pictures.file_stem(ctx.nodeid or "test")
+    stem = _png.file_stem(ctx.nodeid or "test")
     for k in todo:
         occurrence = sum(r.check == records[k].check for r in records[: k + 1])
         try:
-            paths = _pictures.write_artifacts(records[k], directory, stem, occurrence=occurrence)
-        except _pictures.PicturesUnavailable as exc:
+            paths = _png.write_artifacts(records[k], directory, stem, occurrence=occurrence)
+        except _png.PicturesUnavailable as exc:
             session.unavailable = str(exc)
             return
         except Exception as exc:  # a picture must never hide the failure it illustrates
@@ -214,7 +214,7 @@ def failure_section(
 
 
 def _facts(record: _context.CheckRecord) -> str:
-    facts = _coverage.to_json("", record)["facts"]
+    facts = _recipe_coverage.to_json("", record)["facts"]
     return ", ".join(f"{k}={_short(facts[k])}" for k in SECTION_FACTS if facts.get(k) is not None)
 
 
@@ -247,7 +247,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         lines.append(f"nnrecipe: {_n(records.pictures, 'picture')} written to {directory}")
     if settings.report:
         terminalreporter.write_sep("=", "nnrecipe: recipe coverage")
-        report = _coverage.build_report(
+        report = _recipe_coverage.build_report(
             records.entries,
             artifacts_dir=directory,
             artifacts_written=records.pictures,

@@ -4,7 +4,7 @@ A :class:`Verdict` is one run of a check: the dependency matrix (rows: output un
 input units), which entries are allowed (the diagonal for batch mixing, the past for
 causality), which were checked, which were inconclusive. :func:`failure_message` turns it into
 the failure message both checks share (``_messages.compose``'s shape, with the
-``_render.dependency_matrix`` picture).
+``_text_pictures.dependency_matrix`` picture).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def failure_message(
     extra: Sequence[str] = (),
 ) -> str:
     """The failure message both structural checks share (see ``_messages.compose``)."""
-    from . import _messages, _render
+    from . import _messages, _text_pictures
 
     n_bad = int(v.violations.sum())
     n_unk = int(v.undecided.sum())
@@ -160,7 +160,7 @@ def failure_message(
         evidence.append(v.note)
     evidence.extend(extra)
     evidence.append(f"Covered: {covered_text}")
-    picture = _render.dependency_matrix(
+    picture = _text_pictures.dependency_matrix(
         v.depends, v.allowed, rows=rows, cols=cols, inconclusive=v.undecided
     )
     return _messages.compose(

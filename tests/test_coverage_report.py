@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytest_nnrecipe import _coverage
+from pytest_nnrecipe import _recipe_coverage
 from pytest_nnrecipe._context import CheckRecord
 
 
@@ -35,11 +35,11 @@ def _session() -> list[dict[str, Any]]:
         ("t.py::test_data", CheckRecord("assert_balanced", "Tensor", True, {"counts": {"a": 3}})),
         ("t.py::test_data", CheckRecord("assert_no_duplicates", "Tensor", False, {})),
     ]
-    return [json.loads(json.dumps(_coverage.to_json(n, r))) for n, r in calls]
+    return [json.loads(json.dumps(_recipe_coverage.to_json(n, r))) for n, r in calls]
 
 
 def test_the_report_counts_checks_per_model_and_names_failures() -> None:
-    text = _coverage.build_report(_session())
+    text = _recipe_coverage.build_report(_session())
     lines = text.splitlines()
     assert lines[0] == "Recipe coverage: 7 check calls in 6 tests on 2 models; 3 failed."
     mlp = lines.index(next(line for line in lines if line.startswith("TinyMLP ")))
@@ -57,12 +57,12 @@ def test_the_report_counts_checks_per_model_and_names_failures() -> None:
 
 def _rows(text: str) -> dict[str, list[str]]:
     """The steps table as step name -> [tests, verdict]."""
-    width = max(len(step.name) for step in _coverage.STEPS)
+    width = max(len(step.name) for step in _recipe_coverage.STEPS)
     return {line[:width].strip(): line[width:].split(maxsplit=1) for line in text.splitlines()}
 
 
 def test_the_steps_table_says_which_steps_ran_and_which_failed() -> None:
-    rows = _rows(_coverage.build_report(_session()))
+    rows = _rows(_recipe_coverage.build_report(_session()))
     assert rows["Verify loss @ init / Init well"] == ["2", "1 FAILED"]
     assert rows["Use backprop to chart dependencies"] == ["2", "1 FAILED"]
     assert rows["Overfit one batch"] == ["1", "ok"]
@@ -71,7 +71,7 @@ def test_the_steps_table_says_which_steps_ran_and_which_failed() -> None:
 
 
 def test_uncovered_steps_are_listed_with_how_to_cover_them() -> None:
-    text = _coverage.build_report(_session())
+    text = _recipe_coverage.build_report(_session())
     tail = text[text.index("Not covered by any test") :]
     for step in [
         "Input-independent baseline: assert_beats_input_independent_baseline",
@@ -88,7 +88,7 @@ def test_uncovered_steps_are_listed_with_how_to_cover_them() -> None:
 
 
 def test_artifacts_and_hypothesis_tests_cover_their_steps() -> None:
-    text = _coverage.build_report(
+    text = _recipe_coverage.build_report(
         _session(), artifacts_dir="pics", artifacts_written=4, property_tests=3
     )
     rows = _rows(text)
@@ -98,7 +98,7 @@ def test_artifacts_and_hypothesis_tests_cover_their_steps() -> None:
         "pictures of loss and predictions",
     ]
     assert rows["Generalize a special case"] == ["3", "Hypothesis tests ran"]
-    assert _rows(_coverage.build_report(_session()))["Visualize prediction dynamics"] == [
+    assert _rows(_recipe_coverage.build_report(_session()))["Visualize prediction dynamics"] == [
         "1",
         "text curves only (no --nn-artifacts)",
     ]
@@ -110,13 +110,15 @@ def test_every_step_covered_says_so() -> None:
     checks = ["assert_no_duplicates", "assert_init_loss", "assert_can_overfit",
               "assert_beats_input_independent_baseline", "assert_loss_decreases",
               "assert_causal", "assert_lr_schedule"]  # fmt: skip
-    entries = [_coverage.Entry(f"t::{c}", c, "M", True) for c in checks]
-    text = _coverage.build_report(entries, artifacts_dir="d", artifacts_written=2, property_tests=1)
+    entries = [_recipe_coverage.Entry(f"t::{c}", c, "M", True) for c in checks]
+    text = _recipe_coverage.build_report(
+        entries, artifacts_dir="d", artifacts_written=2, property_tests=1
+    )
     assert text.endswith("Every recipe step is covered.")
 
 
 def test_an_artifacts_directory_with_no_picture_in_it_covers_no_visualisation() -> None:
-    text = _coverage.build_report(_session(), artifacts_dir="pics", artifacts_written=0)
+    text = _recipe_coverage.build_report(_session(), artifacts_dir="pics", artifacts_written=0)
     rows = _rows(text)
     assert rows["Visualize just before the net"] == ["-", "no picture written to pics"]
     assert rows["Visualize prediction dynamics"] == ["1", "text curves only (no picture written)"]
@@ -129,17 +131,17 @@ def test_the_report_fits_80_columns_without_colour_codes() -> None:
     long_model = "AVeryLongModelClassNameThatWouldOverflowTheColumnsOfTheTable" * 2
     entries = [
         *_session(),
-        _coverage.to_json("t::x", CheckRecord("assert_causal", long_model, True)),
+        _recipe_coverage.to_json("t::x", CheckRecord("assert_causal", long_model, True)),
     ]
-    text = _coverage.build_report(entries, artifacts_dir="/a/very/long/path/" * 6)
+    text = _recipe_coverage.build_report(entries, artifacts_dir="/a/very/long/path/" * 6)
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "\x1b" not in text
 
 
 def test_an_empty_session_lists_every_step_as_uncovered() -> None:
-    text = _coverage.build_report([])
+    text = _recipe_coverage.build_report([])
     assert text.startswith("Recipe coverage: 0 check calls in 0 tests on 0 models; 0 failed.")
-    assert text.count("\n  - ") == len(_coverage.STEPS)
+    assert text.count("\n  - ") == len(_recipe_coverage.STEPS)
 
 
 def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
@@ -158,7 +160,7 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
             "note": "x" * 500,
         },
     )
-    data = _coverage.to_json("t.py::test_a[1]", record)
+    data = _recipe_coverage.to_json("t.py::test_a[1]", record)
     assert data == {
         "nodeid": "t.py::test_a[1]",
         "check": "assert_can_overfit",
@@ -166,8 +168,8 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         "passed": False,
         "facts": {"target": 0.01, "steps": 40, "method": "grad"},
     }
-    entry = _coverage.from_json(json.loads(json.dumps(data)))
-    assert entry == _coverage.Entry(
+    entry = _recipe_coverage.from_json(json.loads(json.dumps(data)))
+    assert entry == _recipe_coverage.Entry(
         "t.py::test_a[1]",
         "assert_can_overfit",
         "TinyMLP",
@@ -175,7 +177,7 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         (("method", "grad"), ("steps", 40), ("target", 0.01)),
     )
     assert entry.step == "Overfit one batch"
-    assert _coverage.from_json(_coverage.to_json("ignored", entry)) == entry
+    assert _recipe_coverage.from_json(_recipe_coverage.to_json("ignored", entry)) == entry
 
 
 @pytest.mark.parametrize(
@@ -187,11 +189,11 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
 )
 def test_a_malformed_entry_is_a_value_error(data: Any) -> None:
     with pytest.raises(ValueError, match="not a check entry"):
-        _coverage.from_json(data)
+        _recipe_coverage.from_json(data)
 
 
 def test_every_public_check_maps_to_one_recipe_step() -> None:
-    known = {check for step in _coverage.STEPS for check in step.checks}
+    known = {check for step in _recipe_coverage.STEPS for check in step.checks}
     for check in ["assert_no_batch_mixing", "assert_causal", "assert_init_loss",
                   "assert_can_overfit", "assert_loss_decreases",
                   "assert_beats_input_independent_baseline", "assert_params_update",
@@ -199,5 +201,5 @@ def test_every_public_check_maps_to_one_recipe_step() -> None:
                   "assert_consistent_labels", "assert_finite_data", "assert_balanced",
                   "assert_normalized", "assert_augmentation_consistent"]:  # fmt: skip
         assert check in known, check
-    pairs = [check for step in _coverage.STEPS for check in step.checks]
+    pairs = [check for step in _recipe_coverage.STEPS for check in step.checks]
     assert len(pairs) == len(set(pairs))

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from pytest_nnrecipe import _pictures
+from pytest_nnrecipe import _png
 from pytest_nnrecipe._context import CheckRecord
-from pytest_nnrecipe._pictures import _canvas, _charts, _grids, _matrix
+from pytest_nnrecipe._png import _canvas, _charts, _grids, _matrix
 
 
 def _pixels(path: str | Path) -> np.ndarray:
@@ -47,12 +47,12 @@ _LOGITS = [torch.randn(8, 5, generator=_g) for _ in range(6)]
 
 PICTURES: list[Any] = [
     pytest.param(
-        lambda p: _pictures.dependency_matrix(*_eye_with_leak(8, (3, 0)), p),
+        lambda p: _png.dependency_matrix(*_eye_with_leak(8, (3, 0)), p),
         _matrix.SIZE,
         id="B x B matrix",
     ),
     pytest.param(
-        lambda p: _pictures.dependency_matrix(
+        lambda p: _png.dependency_matrix(
             np.tril(np.ones((300, 300), bool)),
             np.tril(np.ones((300, 300), bool)),
             p,
@@ -62,60 +62,56 @@ PICTURES: list[Any] = [
         _matrix.SIZE,
         id="T x T matrix, downsampled",
     ),
+    pytest.param(lambda p: _png.loss_curve(_CURVE, p, target=0.01), _charts.LOSS_SIZE, id="loss"),
     pytest.param(
-        lambda p: _pictures.loss_curve(_CURVE, p, target=0.01), _charts.LOSS_SIZE, id="loss"
-    ),
-    pytest.param(
-        lambda p: _pictures.loss_curve(
+        lambda p: _png.loss_curve(
             _CURVE, p, target=0.01, predictions=_LOGITS, targets=torch.arange(8) % 5
         ),
         _charts.LOSS_WITH_DYNAMICS_SIZE,
         id="loss with prediction dynamics",
     ),
     pytest.param(
-        lambda p: _pictures.lr_curve(
-            [0.1 * 0.9**k for k in range(80)], p, total_steps=200, floor=1e-3
-        ),
+        lambda p: _png.lr_curve([0.1 * 0.9**k for k in range(80)], p, total_steps=200, floor=1e-3),
         _charts.LR_SIZE,
         id="lr schedule",
     ),
     pytest.param(
-        lambda p: _pictures.class_histogram({"cat": 40, "dog": 3}, p, min_share=0.2),
+        lambda p: _png.class_histogram({"cat": 40, "dog": 3}, p, min_share=0.2),
         _charts.CLASSES_SIZE,
         id="class histogram",
     ),
     pytest.param(
-        lambda p: _pictures.batch(torch.rand(10, 3, 12, 12, generator=_g), p),
+        lambda p: _png.batch(torch.rand(10, 3, 12, 12, generator=_g), p),
         _grids.GRID_SIZE,
         id="RGB images",
     ),
     pytest.param(
-        lambda p: _pictures.batch(np.random.rand(5, 28, 28), p),
+        lambda p: _png.batch(np.random.rand(5, 28, 28), p),
         _grids.GRID_SIZE,
         id="N x H x W images",
     ),
     pytest.param(
-        lambda p: _pictures.batch(torch.randn(6, 10, generator=_g), p),
+        lambda p: _png.batch(torch.randn(6, 10, generator=_g), p),
         _grids.HEATMAP_SIZE,
         id="table heatmap",
     ),
     pytest.param(
-        lambda p: _pictures.batch(torch.randint(0, 30, (3, 9), generator=_g), p),
+        lambda p: _png.batch(torch.randint(0, 30, (3, 9), generator=_g), p),
         _grids.HEATMAP_SIZE,
         id="token ids",
     ),
     pytest.param(
-        lambda p: _pictures.batch(torch.randn(4, 20, 3, generator=_g), p),
+        lambda p: _png.batch(torch.randn(4, 20, 3, generator=_g), p),
         _grids.HEATMAP_SIZE,
         id="sequences",
     ),
     pytest.param(
-        lambda p: _pictures.conv_weights(torch.nn.Conv2d(3, 12, 5).weight, p),
+        lambda p: _png.conv_weights(torch.nn.Conv2d(3, 12, 5).weight, p),
         _grids.GRID_SIZE,
         id="conv2d filters",
     ),
     pytest.param(
-        lambda p: _pictures.conv_weights(torch.nn.Conv1d(4, 6, 3).weight, p),
+        lambda p: _png.conv_weights(torch.nn.Conv1d(4, 6, 3).weight, p),
         _grids.GRID_SIZE,
         id="conv1d filters",
     ),
@@ -135,13 +131,13 @@ def test_each_picture_is_a_png_of_its_declared_size(
 def test_the_size_holds_under_a_tight_bbox_rc_setting(tmp_path: Path) -> None:
 
     with matplotlib.rc_context({"savefig.bbox": "tight", "figure.dpi": 37}):
-        path = _pictures.loss_curve([3.0, 2.0, 1.0], tmp_path / "l.png")
+        path = _png.loss_curve([3.0, 2.0, 1.0], tmp_path / "l.png")
     assert _size(path) == _charts.LOSS_SIZE
 
 
 def test_forbidden_cells_are_red_and_absent_when_there_are_none(tmp_path: Path) -> None:
-    leak = _pictures.dependency_matrix(*_eye_with_leak(6, (4, 1)), tmp_path / "leak.png")
-    clean = _pictures.dependency_matrix(*_eye_with_leak(6, None), tmp_path / "clean.png")
+    leak = _png.dependency_matrix(*_eye_with_leak(6, (4, 1)), tmp_path / "leak.png")
+    clean = _png.dependency_matrix(*_eye_with_leak(6, None), tmp_path / "clean.png")
     # The legend swatch is red in both; the leaking cell adds a large red block.
     assert _count_colour(leak, _canvas.FORBIDDEN) > _count_colour(clean, _canvas.FORBIDDEN) + 1000
 
@@ -151,8 +147,8 @@ def test_a_single_leak_in_a_large_matrix_stays_visible(tmp_path: Path) -> None:
     depends = allowed.copy()
     one = depends.copy()
     one[7, 350] = True
-    leak = _pictures.dependency_matrix(one, allowed, tmp_path / "leak.png")
-    clean = _pictures.dependency_matrix(depends, allowed, tmp_path / "clean.png")
+    leak = _png.dependency_matrix(one, allowed, tmp_path / "leak.png")
+    clean = _png.dependency_matrix(depends, allowed, tmp_path / "clean.png")
     assert (
         _count_colour(leak, _canvas.FORBIDDEN, tol=40)
         > _count_colour(clean, _canvas.FORBIDDEN, tol=40) + 20
@@ -228,7 +224,7 @@ def test_it_draws_images_only_when_the_batch_looks_like_images(
     ],
 )
 def test_file_stems_are_readable_and_safe(nodeid: str, readable: str) -> None:
-    stem = _pictures.file_stem(nodeid)
+    stem = _png.file_stem(nodeid)
     head, crc = stem.rsplit("-", 1)
     assert head == readable and len(crc) == 8
     assert all(ch.isalnum() or ch in "._-" for ch in stem)
@@ -237,9 +233,9 @@ def test_file_stems_are_readable_and_safe(nodeid: str, readable: str) -> None:
 def test_file_stems_stay_unique_and_short() -> None:
     ids = ["t.py::test[a/b]", "t.py::test[a.b]", "t.py::test[a b]", "t.py::test[a_b]"]
     long = ["t.py::test[" + "x" * 300 + "1]", "t.py::test[" + "x" * 300 + "2]"]
-    stems = [_pictures.file_stem(i) for i in ids + long]
+    stems = [_png.file_stem(i) for i in ids + long]
     assert len(set(stems)) == len(stems)
-    assert max(len(s) for s in stems) <= _pictures._artifacts.MAX_STEM + 9
+    assert max(len(s) for s in stems) <= _png._artifacts.MAX_STEM + 9
 
 
 def _structural(check: str, **extra: Any) -> CheckRecord:
@@ -341,7 +337,7 @@ RECORDS: list[Any] = [
 def test_the_dispatcher_writes_the_pictures_each_record_has_data_for(
     tmp_path: Path, record: Any, pictures: list[str]
 ) -> None:
-    written = _pictures.write_artifacts(record, tmp_path / "out", "stem")
+    written = _png.write_artifacts(record, tmp_path / "out", "stem")
     check = record["check"] if isinstance(record, dict) else record.check
     assert written == [str(tmp_path / "out" / f"stem-{check}-{p}.png") for p in pictures]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(
@@ -359,7 +355,7 @@ def test_one_undrawable_picture_warns_and_the_others_are_written(tmp_path: Path)
         {"losses": [1.0, 0.5], "first_layer_weight": torch.zeros(3, 3)},  # 2-D: no conv
     )
     with pytest.warns(RuntimeWarning, match="could not draw the first-layer picture"):
-        written = _pictures.write_artifacts(record, tmp_path, "s")
+        written = _png.write_artifacts(record, tmp_path, "s")
     assert [Path(w).name for w in written] == ["s-assert_can_overfit-loss.png"]
 
 
@@ -371,10 +367,10 @@ def test_a_test_s_pictures_cover_failed_checks_numbered_in_call_order(tmp_path: 
         CheckRecord("assert_can_overfit", "B", True, loss),
     ]
     nodeid = "tests/test_x.py::test_both"
-    stem = _pictures.file_stem(nodeid)
-    failed = _pictures.write_test_artifacts(nodeid, records, tmp_path / "f")
+    stem = _png.file_stem(nodeid)
+    failed = _png.write_test_artifacts(nodeid, records, tmp_path / "f")
     assert [Path(p).name for p in failed] == [f"{stem}-assert_loss_decreases-2-loss.png"]
-    every = _pictures.write_test_artifacts(nodeid, records, tmp_path / "a", failed_only=False)
+    every = _png.write_test_artifacts(nodeid, records, tmp_path / "a", failed_only=False)
     assert [Path(p).name for p in every] == [
         f"{stem}-assert_loss_decreases-loss.png",
         f"{stem}-assert_loss_decreases-2-loss.png",
@@ -387,11 +383,11 @@ def test_without_matplotlib_it_says_how_to_install_it(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pytest-nnrecipe\[plot\]") as info:
-        _pictures.write_artifacts(_structural("assert_causal"), tmp_path, "s")
-    assert isinstance(info.value, _pictures.PicturesUnavailable)
+        _png.write_artifacts(_structural("assert_causal"), tmp_path, "s")
+    assert isinstance(info.value, _png.PicturesUnavailable)
     assert "text pictures are in the messages" in str(info.value)
     # Nothing to draw: no matplotlib needed, no error.
-    assert _pictures.write_artifacts(CheckRecord("assert_causal", "M", False), tmp_path, "s") == []
+    assert _png.write_artifacts(CheckRecord("assert_causal", "M", False), tmp_path, "s") == []
     assert list(tmp_path.iterdir()) == []
 
 
@@ -401,7 +397,7 @@ def test_drawing_leaves_the_global_matplotlib_state_alone(tmp_path: Path) -> Non
     had_pyplot = "matplotlib.pyplot" in sys.modules
     # dict.items: plain reads (rcParams["backend"] would resolve the backend itself).
     rc = dict(dict.items(matplotlib.rcParams))
-    _pictures.write_artifacts(_structural("assert_no_batch_mixing"), tmp_path, "s")
+    _png.write_artifacts(_structural("assert_no_batch_mixing"), tmp_path, "s")
     assert matplotlib.get_backend(auto_select=False) == backend
     assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
     assert dict(dict.items(matplotlib.rcParams)) == rc

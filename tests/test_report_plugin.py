@@ -15,7 +15,7 @@ import torch._dynamo  # imported before the inner runs: see _imported_before_the
 from PIL import Image
 
 from pytest_nnrecipe._context import CheckRecord
-from pytest_nnrecipe._pictures import _charts, _grids, _matrix, file_stem, write_test_artifacts
+from pytest_nnrecipe._png import _charts, _grids, _matrix, file_stem, write_test_artifacts
 
 SUITE = """
 import torch

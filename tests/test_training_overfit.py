@@ -140,7 +140,7 @@ def test_the_same_seed_gives_the_same_run():
 
 
 def test_it_records_targets_optimizer_mode_and_the_trained_first_conv_layer():
-    from pytest_nnrecipe._pictures._charts import prediction_series
+    from pytest_nnrecipe._png._charts import prediction_series
 
     torch.manual_seed(0)
     x, y = torch.randn(10, 3, 8, 8), torch.arange(10) % 3

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _context, _messages, _render, _rng
+from .. import _context, _messages, _rng, _text_pictures
 from . import _samples
 
 LABEL_TYPES = ("mask", "keypoints", "boxes")
@@ -163,7 +163,7 @@ def assert_augmentation_consistent(
         lines.append(
             f"The augmentation moved the input in {moved_total} of {len(pairs) * trials} trials."
         )
-        picture = _render.masks(
+        picture = _text_pictures.masks(
             {
                 "label painted into the input, augmented (where it must be)": first["probe"],
                 "returned label (where it is)": first["expected"],

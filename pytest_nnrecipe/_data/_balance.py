@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _context, _messages, _render
+from .. import _context, _messages, _text_pictures
 from . import _samples
 
 
@@ -173,7 +173,7 @@ def assert_balanced(
             cause="a skewed collection or a filter that dropped a class; rebalance (weighted "
             "sampler, class weights in the loss, a bias init at log class priors), or lower "
             "min_share if the imbalance is real and handled.",
-            picture=_render.bars(ordered),
+            picture=_text_pictures.bars(ordered),
         )
     return Balance(n, dict(ordered), shares)
 

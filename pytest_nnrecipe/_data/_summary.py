@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .. import _context, _render
+from .. import _context, _text_pictures
 from . import _balance, _samples
 from ._normalization import _Moments
 
@@ -369,7 +369,9 @@ def _table(
             lines.append(f"    {j:>7} {f.feature_mean[j]:>10.4g} {f.feature_std[j]:>10.4g}")
     if label_counts:
         lines.append(f"  labels ({label_name}): {len(label_counts)} classes")
-        lines.extend("    " + row for row in _render.bars(label_counts, width=30).splitlines())
+        lines.extend(
+            "    " + row for row in _text_pictures.bars(label_counts, width=30).splitlines()
+        )
     if dups:
         shown = ", ".join(f"({a}, {b})" for a, b in pairs[:6])
         lines.append(

@@ -22,7 +22,7 @@ recorded when it failed. :func:`run_step` runs one step: the generated tests of
 ``pytest --nn-model`` are made of it.
 
 Modules: ``_steps`` (the steps, the validated arguments, one step on a fresh model),
-``_figures`` (each step's key figure), ``_table`` (the result, its table, the failure).
+``_key_figures`` (each step's key figure), ``_table`` (the result, its table, the failure).
 """
 
 from __future__ import annotations

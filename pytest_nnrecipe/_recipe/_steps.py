@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import _context, _rng
-from ._figures import figure, first_line, headline
+from ._key_figures import figure, first_line, headline
 
 
 @dataclasses.dataclass(frozen=True)

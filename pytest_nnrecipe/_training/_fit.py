@@ -330,7 +330,7 @@ def shown_targets(problem: Problem) -> Any:
 
 def first_layer_weight(model: Any) -> Any:
     """A CPU copy of the weight of the model's first ``Conv1d``/``Conv2d``, or None."""
-    from .._pictures._grids import first_conv_weight
+    from .._png._grids import first_conv_weight
 
     try:
         return first_conv_weight(model)

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from typing import Any
 
-from .. import _context, _messages, _render
+from .. import _context, _messages, _text_pictures
 from .._state import untouched
 from . import _fit, _losses, _suspects
 
@@ -148,9 +148,9 @@ def _failure(
     )
     if run.diverged_at is not None:
         cause = "the learning rate is too high for this model, or the forward is unstable."
-    pictures = [_render.curve(losses, label="loss", target=goal)]
+    pictures = [_text_pictures.curve(losses, label="loss", target=goal)]
     if run.grad_norms:
-        pictures.append(_render.curve(run.grad_norms, label="gradient norm"))
+        pictures.append(_text_pictures.curve(run.grad_norms, label="gradient norm"))
     rows = _losses.label_vs_prediction(problem.spec, run.last_output, problem.targets)
     if rows:
         pictures.append(

@@ -17,7 +17,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
-from .. import _context, _messages, _render
+from .. import _context, _messages, _text_pictures
 from .._state import untouched
 from . import _fit, _suspects
 
@@ -112,7 +112,7 @@ def assert_params_update(
     if passed:
         return ParamsUpdate(tuple(checked), tuple(ignored), run.losses[0])
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-    table = _render.table([(n, str(shapes[n]), why) for n, why in problems], shrink=0)
+    table = _text_pictures.table([(n, str(shapes[n]), why) for n, why in problems], shrink=0)
     return_cause = _cause(problems)
     raise _messages.fail(
         CHECK,

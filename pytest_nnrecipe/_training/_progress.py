@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .. import _context, _messages, _render
+from .. import _context, _messages, _text_pictures
 from .._state import untouched
 from . import _fit, _losses, _suspects
 
@@ -116,8 +116,8 @@ def assert_loss_decreases(
         facts={"optimizer": run.optimizer, "steps": steps, "mode": "train"},
         picture="\n".join(
             [
-                _render.curve(run.losses, label="loss", target=initial * (1 - min_decrease)),
-                _render.curve(run.grad_norms, label="gradient norm"),
+                _text_pictures.curve(run.losses, label="loss", target=initial * (1 - min_decrease)),
+                _text_pictures.curve(run.grad_norms, label="gradient norm"),
             ]
         ),
     )
@@ -209,7 +209,7 @@ def assert_beats_input_independent_baseline(
         evidence=evidence,
         cause=cause,
         facts={"optimizer": real.optimizer, "steps": steps, "mode": "train"},
-        picture=_render.curves(
+        picture=_text_pictures.curves(
             {"real inputs": real.losses, "zeroed inputs": blind.losses},
             label="loss",
             target=floor + margin * base_gap,

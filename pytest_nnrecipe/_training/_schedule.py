@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import _context, _messages, _render
+from .. import _context, _messages, _text_pictures
 
 CHECK = "assert_lr_schedule"
 
@@ -128,7 +128,7 @@ def assert_lr_schedule(
             msg=msg,
             cause=f"the scheduler is set up for fewer steps than total_steps={total_steps}.",
             facts={"total_steps": total_steps},
-            picture=_render.curve(lrs0, label="learning rate"),
+            picture=_text_pictures.curve(lrs0, label="learning rate"),
         )
     k, at = bad[0]
     lrs = groups[k]
@@ -152,7 +152,7 @@ def assert_lr_schedule(
         evidence=evidence,
         cause=_cause(scheduler, total_steps),
         facts={"scheduler": name, "total_steps": total_steps, "min_fraction": min_fraction},
-        picture=_render.curve(lrs, label="learning rate"),
+        picture=_text_pictures.curve(lrs, label="learning rate"),
     )
 
 

@@ -1,6 +1,6 @@
 """The dependency matrix as a heatmap: what depends on what, and which of it is forbidden.
 
-Same meaning as the text picture (:func:`pytest_nnrecipe._render.dependency_matrix`) and the
+Same meaning as the text picture (:func:`pytest_nnrecipe._text_pictures.dependency_matrix`) and the
 same downsampling rule: above :data:`MAX_SIDE` cells a side is grouped into blocks and a block
 shows the worst thing inside it, so one leaking pair never disappears into an average.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .. import _render
+from .. import _text_pictures
 from . import _canvas
 
 SIZE = (720, 640)
@@ -125,8 +125,8 @@ def dependency_matrix(
     )
     if len(rblocks) < n_rows or len(cblocks) < n_cols:
         sub += (
-            f"\ndownsampled: one cell = {_render.block_size(rblocks)} x "
-            f"{_render.block_size(cblocks)} "
+            f"\ndownsampled: one cell = {_text_pictures.block_size(rblocks)} x "
+            f"{_text_pictures.block_size(cblocks)} "
             "entries and shows the worst of them"
         )
     fig.suptitle(f"{head}\n{sub}", fontsize=10)
@@ -145,8 +145,8 @@ def _downsample(codes: Any) -> tuple[Any, list[range], list[range]]:
     import numpy as np
 
     n_rows, n_cols = codes.shape
-    rblocks = _render.blocks(n_rows, MAX_SIDE)
-    cblocks = _render.blocks(n_cols, MAX_SIDE)
+    rblocks = _text_pictures.blocks(n_rows, MAX_SIDE)
+    cblocks = _text_pictures.blocks(n_cols, MAX_SIDE)
     if len(rblocks) == n_rows and len(cblocks) == n_cols:
         return codes, rblocks, cblocks
     out = np.empty((len(rblocks), len(cblocks)), dtype=codes.dtype)

@@ -1,4 +1,4 @@
-"""Small text pictures for failure messages: one legend, one downsampling rule, 80 columns.
+"""Text pictures for failure messages: one legend, one downsampling rule, 80 columns.
 
 Every picture fits an 80-column terminal, uses no colour codes (CI logs stay readable), and,
 when the data is larger than the picture, groups neighbouring cells into blocks: a block shows
@@ -412,9 +412,6 @@ def block_size(bl: list[range]) -> str:
     """How many entries one block of :func:`blocks` holds: ``"4"``, or ``"3-4"`` if uneven."""
     sizes = {len(b) for b in bl}
     return str(sizes.pop()) if len(sizes) == 1 else f"{min(sizes)}-{max(sizes)}"
-
-
-_block_size = block_size  # the older private name, still used by masks()
 
 
 def _block_mean(vals: Sequence[float]) -> float:

@@ -76,10 +76,10 @@ def as_array(x: Any) -> Any:
 
 
 def log_scale(values: Any) -> bool:
-    """The text pictures' log-scale rule (:func:`pytest_nnrecipe._render.use_log`): positive
+    """The text pictures' log-scale rule (:func:`pytest_nnrecipe._text_pictures.use_log`): positive
     ``values`` spanning more than two decades are drawn on a log axis."""
     import numpy as np
 
-    from .. import _render
+    from .. import _text_pictures
 
-    return _render.use_log(np.asarray(values, dtype=float).reshape(-1).tolist())
+    return _text_pictures.use_log(np.asarray(values, dtype=float).reshape(-1).tolist())
