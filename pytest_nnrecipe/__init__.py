@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 #: public name -> module that defines it. The plugin makes one fixture per check listed here.
 CHECKS: dict[str, str] = {
-    "assert_no_batch_mixing": "._batch_mixing",
-    "assert_causal": "._causal",
+    "assert_no_batch_mixing": "._structural._batch_mixing",
+    "assert_causal": "._structural._causal",
     "assert_init_loss": "._training._init_loss",
     "assert_can_overfit": "._training._overfit",
     "assert_loss_decreases": "._training._progress",
@@ -35,8 +35,6 @@ CHECKS: dict[str, str] = {
 __all__ = [*CHECKS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._batch_mixing import assert_no_batch_mixing
-    from ._causal import assert_causal
     from ._data._augmentation import assert_augmentation_consistent
     from ._data._balance import assert_balanced
     from ._data._duplicates import assert_consistent_labels, assert_disjoint, assert_no_duplicates
@@ -44,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._data._summary import describe_data
     from ._data._values import assert_finite_data
     from ._recipe import check_recipe
+    from ._structural._batch_mixing import assert_no_batch_mixing
+    from ._structural._causal import assert_causal
     from ._training._init_loss import assert_init_loss
     from ._training._overfit import assert_can_overfit
     from ._training._params import assert_params_update

@@ -13,21 +13,21 @@ computed over the whole batch, which also draws the failure picture.
 
 ``sdpa_backends=`` reruns the check under each scaled-dot-product-attention backend
 (``torch.nn.attention.sdpa_kernel``): a model can be causal under one kernel and leak under
-another.
+another. The driver (:mod:`._driver`) does the rest; this module declares what is checked
+(:data:`DECLARATION`) and how to find it, by gradient and by perturbation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
 
-from . import _context, _state, _verdict
-from . import _dependency as dep
-from ._inputs import Inputs
+from .. import _dependency as dep
+from . import _driver, _verdict
 
 CHECK = "assert_causal"
 #: Public backend names -> ``torch.nn.attention.SDPBackend`` member names.
@@ -55,21 +55,6 @@ class CausalResult:
     positions: tuple[int, ...]
     pairs: int
     backends: dict[str, str]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Setup:
-    run: dep.Runner
-    ins: Inputs
-    sources: dict[str, dep.Source]
-    modules: list[torch.nn.Module]
-    batch: int
-    steps: int
-    positions: list[int]
-    obd: int
-    otd: int
-    seed: int
-    max_batch: int
 
 
 def assert_causal(
@@ -110,148 +95,44 @@ def assert_causal(
         msg: replaces the failure headline; the evidence stays.
     """
     __tracebackhide__ = True
-    dep.check_model(model)
-    dep.check_method(method)
-    ins = Inputs.of(inputs)
-    n, _labels = ins.batched(batch_dim)
-    steps = _steps(ins, time_dim, batch_dim)
-    chosen = dep.selection(positions, steps, name="positions", unit="position")
     if max_batch is not None and (
         isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1
     ):
         raise ValueError(f"max_batch={max_batch!r} must be a positive int (copies per pass).")
-    backends = _backends(sdpa_backends)
-    sources = dep.sources_of(ins, batch_dim, time_dim, steps)
-    modules = dep.modules_of(model)
-    mode = dep.mode_of(modules, train)
-    ctx = _context.current()
-    seed = 0 if ctx is None or ctx.seed is None else ctx.seed
-    device = ins.tensors()[0][1].device
-    timed = [ins_t for label, ins_t in ins.tensors() if sources[label].time_dim is not None]
-    all_float = all(t.is_floating_point() for t in timed)
-    if method == "grad" and not all_float and not dep.has_embedding_reader(modules):
-        raise ValueError(
-            "method='grad' needs float inputs or integer inputs read by nn.Embedding modules "
-            "of the model; no gradient reaches these integer inputs. Use method='perturb'."
-        )
-    setup = _Setup(
-        run=dep.Runner(model, output, seed),
-        ins=ins,
-        sources=sources,
-        modules=modules,
-        batch=n,
-        steps=steps,
-        positions=chosen,
-        obd=batch_dim if output_batch_dim is None else output_batch_dim,
-        otd=time_dim if output_time_dim is None else output_time_dim,
-        seed=seed,
-        max_batch=max_batch or n,
+    variants = _driver.Variants(
+        _backends(sdpa_backends),
+        _under_backend,
+        argument="sdpa_backends",
+        value=sdpa_backends,
+        noun="backend",
+        kind="attention backend",
+        verb="leak",
+        holds="causal",
     )
-    chosen_method = method if method != "auto" else ("grad" if all_float else "perturb")
-    verdicts: dict[str, _verdict.Verdict | str] = {}
-    with (
-        _state.untouched(*modules),
-        dep.frozen(modules, train=train),
-        dep.first_batch(model, ins) as holder,
-    ):
-        if backends is None:
-            verdicts["default"] = _decide(setup, chosen_method, method == "auto")
-        else:
-            for name in backends:
-                verdicts[name] = _under_backend(name, device, setup, chosen_method, method)
-    ran = {k: v for k, v in verdicts.items() if isinstance(v, _verdict.Verdict)}
-    if not ran:
-        raise ValueError(
-            f"sdpa_backends={sdpa_backends!r}: no backend could run the model on {device} "
-            f"({'; '.join(f'{k}: {v}' for k, v in verdicts.items())}). Pass backends "
-            "available on this device, or sdpa_backends=None."
-        )
-    failing = [k for k, v in ran.items() if v.violations.any() or v.undecided.any()]
-    shown = ran[failing[0]] if failing else next(iter(ran.values()))
-    passed = not failing
-    summary = {k: _summary(v) for k, v in verdicts.items()}
-    _context.record(
-        CHECK,
+    request = _driver.Request(
         model,
-        passed,
-        matrix=shown.depends.copy(),
-        allowed=shown.allowed.copy(),
-        inconclusive=shown.undecided.copy() if shown.undecided.any() else None,
-        method=shown.method,
-        mode=mode,
-        batch=holder.get("batch"),
-        backends=summary,
+        inputs,
+        batch_dim,
+        output,
+        method,
+        train,
+        msg,
+        positions,
+        output_batch_dim,
+        time_dim=time_dim,
+        output_time_dim=output_time_dim,
+        max_batch=max_batch,
+        variants=variants,
     )
-    pairs = len(chosen) * (len(chosen) - 1) // 2
-    cover = f"{dep.covered(chosen, steps, 'position')} ({pairs} pairs t < t')"
-    if not passed:
-        under = ""
-        if backends is not None:
-            under = f" under the {' and '.join(failing)} attention backend" + (
-                "s" if len(failing) > 1 else ""
-            )
-        extra = []
-        if backends is not None:
-            extra.append(
-                "Attention backends: " + "; ".join(f"{k}: {v}" for k, v in summary.items())
-            )
-        raise AssertionError(
-            _verdict.failure_message(
-                CHECK,
-                shown,
-                msg=msg,
-                headline=lambda t, s: f"output at step {t} depends on input at step {s}{under}",
-                arrow=lambda t, s: f"step {t} <- step {s}",
-                pairs_label="Leaking pairs (output step t, later input step t')",
-                cause=_likely_cause(shown, modules, train),
-                covered_text=cover,
-                facts={"method": shown.method, "device": device, "mode": mode},
-                rows="output step",
-                cols="input step",
-                extra=extra,
-            )
-        )
-    return CausalResult(
-        matrix=shown.depends,
-        checked=shown.checked,
-        method=shown.method,
-        mode=mode,
-        positions=tuple(chosen),
-        pairs=pairs,
-        backends=summary,
-    )
+    found = _driver.check(DECLARATION, request)
+    return found.result(CausalResult, positions=found.chosen, backends=found.variants)
 
 
 # --------------------------------------------------------------------------------------------
 # Arguments
 
 
-def _steps(ins: Inputs, time_dim: int, batch_dim: int) -> int:
-    for label, t in ins.tensors():
-        if isinstance(time_dim, bool) or not isinstance(time_dim, int):
-            raise TypeError(f"time_dim={time_dim!r} must be an int (a dimension of {label}).")
-        if -t.dim() <= time_dim < t.dim():
-            if time_dim % t.dim() == batch_dim % t.dim():
-                raise ValueError(
-                    f"time_dim={time_dim} and batch_dim={batch_dim} name the same dimension of "
-                    f"{label} (shape {tuple(t.shape)}); pass the dimension that indexes steps."
-                )
-            steps = int(t.shape[time_dim])
-            if steps < 2:
-                raise ValueError(
-                    f"{label} has {steps} step along time_dim={time_dim} (shape "
-                    f"{tuple(t.shape)}); causality needs a sequence of at least 2 steps. "
-                    "Pass a longer sequence or the right time_dim=."
-                )
-            return steps
-    shapes = ", ".join(f"{label} {tuple(t.shape)}" for label, t in ins.tensors())
-    raise ValueError(
-        f"time_dim={time_dim} is out of range for every input ({shapes}); pass the dimension "
-        "that indexes steps."
-    )
-
-
-def _backends(arg: Any) -> list[str] | None:
+def _backends(arg: Any) -> tuple[str, ...] | None:
     if arg is None:
         return None
     names = list(BACKENDS) if arg == "all" else [arg] if isinstance(arg, str) else list(arg)
@@ -261,18 +142,7 @@ def _backends(arg: Any) -> list[str] | None:
             f"sdpa_backends={arg!r}: unknown backend(s) {bad}; pass None, 'all' or names "
             f"among {', '.join(map(repr, BACKENDS))}."
         )
-    return names
-
-
-def _summary(v: _verdict.Verdict | str) -> str:
-    if isinstance(v, str):
-        return v
-    bad = int(v.violations.sum())
-    if bad:
-        return f"leaks {bad} of {v.n_forbidden} pairs"
-    if v.undecided.any():
-        return f"inconclusive for {int(v.undecided.sum())} pairs"
-    return "causal"
+    return tuple(names)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +150,7 @@ def _summary(v: _verdict.Verdict | str) -> str:
 
 
 def _under_backend(
-    name: str, device: torch.device, setup: _Setup, chosen_method: str, method: str
+    name: str, device: torch.device, decide: Callable[[], _verdict.Verdict]
 ) -> _verdict.Verdict | str:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -292,7 +162,7 @@ def _under_backend(
         return reason
     try:
         with sdpa_kernel([backend]):
-            return _decide(setup, chosen_method, method == "auto")
+            return decide()
     except RuntimeError as e:
         text = str(e)
         if "No viable backend" in text or "No available kernel" in text:
@@ -319,36 +189,13 @@ def _unavailable(backend: Any, device: torch.device) -> str | None:
 # The check
 
 
-def _decide(setup: _Setup, method: str, auto: bool) -> _verdict.Verdict:
-    if method == "grad":
-        verdict = _by_grad(setup)
-        if auto and verdict.undecided.any() and not verdict.violations.any():
-            verdict = _by_perturbation(setup)
-            verdict.method = "perturb (grad was inconclusive: non-finite gradients)"
-        elif auto and verdict.cut and not verdict.violations.any():
-            verdict = _verdict.confirm_cut(verdict, lambda: _by_perturbation(setup))
-        return verdict
-    return _by_perturbation(setup)
-
-
-def _frame(setup: _Setup, out_steps: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.arange(out_steps)[:, None]
-    cols = np.arange(setup.steps)[None, :]
-    allowed = cols <= rows
-    inside_cols = np.zeros(setup.steps, dtype=bool)
-    inside_cols[setup.positions] = True
-    inside_rows = np.zeros(out_steps, dtype=bool)
-    inside_rows[[p for p in setup.positions if p < out_steps]] = True
-    return allowed, np.outer(inside_rows, inside_cols)
-
-
-def _copies(setup: _Setup) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _copies(setup: _driver.Setup) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(samples, cuts) of each pass: copy c of the sequence of sample c % B gets cut c.
 
     Every pass has exactly ``max_batch`` copies (by default the batch size, so the model sees
     the batch shape it was given: fixed-size state, a KV cache or a ``view(B, ...)`` keep
     working); the last pass repeats cuts to fill up, which only tests them twice."""
-    cuts = setup.positions[1:]
+    cuts = setup.chosen[1:]
     out = []
     for start in range(0, len(cuts), setup.max_batch):
         cs = range(start, start + setup.max_batch)
@@ -361,21 +208,22 @@ def _copies(setup: _Setup) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def _out_dims(out: torch.Tensor, setup: _Setup, size: int) -> tuple[int, int]:
+def _out_dims(out: torch.Tensor, setup: _driver.Setup, size: int) -> tuple[int, int]:
+    wanted = cast(int, setup.otd)  # the time axis always has one
     b = dep.output_dim(out, setup.obd, size=size, name="output_batch_dim", what="batch dimension")
     if (
-        not -out.dim() <= setup.otd < out.dim()
-        or setup.otd % out.dim() == b
-        or out.shape[setup.otd] != setup.steps
+        not -out.dim() <= wanted < out.dim()
+        or wanted % out.dim() == b
+        or out.shape[wanted] != setup.size
     ):
-        otd = setup.otd % out.dim() if -out.dim() <= setup.otd < out.dim() else None
-        fits = [d for d in range(out.dim()) if d != b and out.shape[d] == setup.steps]
+        otd = wanted % out.dim() if -out.dim() <= wanted < out.dim() else None
+        fits = [d for d in range(out.dim()) if d != b and out.shape[d] == setup.size]
         if fits:
             hint = f"pass output_time_dim={fits[0]} if the output's steps are there"
-        elif otd is not None and otd != b and 0 < out.shape[otd] < setup.steps:
+        elif otd is not None and otd != b and 0 < out.shape[otd] < setup.size:
             hint = (
                 f"its dimension {otd} has {out.shape[otd]} steps, fewer than the inputs' "
-                f"{setup.steps}: an unpadded convolution or a shift trims steps, so output "
+                f"{setup.size}: an unpadded convolution or a shift trims steps, so output "
                 "step t no longer lines up with input step t. Pad so every step has an output "
                 "(F.pad(x, (k - 1, 0)) before a causal convolution), or pass output= to line "
                 "them up (e.g. output=lambda o: F.pad(o, (0, 0, T - o.shape[1], 0)))"
@@ -384,9 +232,9 @@ def _out_dims(out: torch.Tensor, setup: _Setup, size: int) -> tuple[int, int]:
             hint = "pass output_time_dim= (or output=) to say where the output's steps are"
         raise ValueError(
             f"the checked output (shape {tuple(out.shape)}) has no time dimension of "
-            f"{setup.steps} steps (the inputs' length) at output_time_dim={setup.otd}; {hint}."
+            f"{setup.size} steps (the inputs' length) at output_time_dim={wanted}; {hint}."
         )
-    return b, setup.otd % out.dim()
+    return b, wanted % out.dim()
 
 
 def _pair_mask(out: torch.Tensor, b: int, t: int, mask: torch.Tensor) -> torch.Tensor:
@@ -396,9 +244,9 @@ def _pair_mask(out: torch.Tensor, b: int, t: int, mask: torch.Tensor) -> torch.T
     return mask.view(shape) if b < t else mask.T.reshape(shape)
 
 
-def _in_positions(setup: _Setup, length: int) -> torch.Tensor:
+def _in_positions(setup: _driver.Setup, length: int) -> torch.Tensor:
     inside = torch.zeros(length, dtype=torch.bool)
-    inside[[p for p in setup.positions if p < length]] = True
+    inside[[p for p in setup.chosen if p < length]] = True
     return inside
 
 
@@ -410,10 +258,10 @@ def _time_units(g: torch.Tensor, src: dep.Source, lead: bool) -> dep.Units | Non
     return dep.units(g, [src.batch_dim, src.time_dim])
 
 
-def _by_grad(setup: _Setup) -> _verdict.Verdict:
+def _by_grad(setup: _driver.Setup) -> _verdict.Verdict:
     leaking = False
-    inside = _in_positions(setup, setup.steps)
-    steps = torch.arange(setup.steps)
+    inside = _in_positions(setup, setup.size)
+    steps = torch.arange(setup.size)
     path_cuts: list[str] = []
     for k, (samples, cuts) in enumerate(_copies(setup)):
         sub = dep.index_batch(setup.ins, setup.sources, samples)
@@ -441,20 +289,20 @@ def _by_grad(setup: _Setup) -> _verdict.Verdict:
                 leaking = leaking or bool((touched & after).any())
         if leaking:
             break
-    allowed, checked = _frame(setup, setup.steps)
+    allowed, checked = setup.frame()
     if not leaking:
         zeros = np.zeros_like(allowed)
         cut = next(iter(path_cuts), None)
         return _verdict.Verdict(zeros, allowed, checked & ~allowed, zeros.copy(), "grad", cut=cut)
-    return _exact_grad(setup, setup.steps)
+    return _exact_grad(setup, setup.size)
 
 
-def _exact_grad(setup: _Setup, out_steps: int) -> _verdict.Verdict:
-    allowed, checked = _frame(setup, out_steps)
+def _exact_grad(setup: _driver.Setup, out_steps: int) -> _verdict.Verdict:
+    allowed, checked = setup.frame(out_steps)
     depends = np.zeros_like(allowed)
     inconclusive = np.zeros_like(allowed)
     magnitude = np.zeros(allowed.shape, dtype=np.float64)
-    rows_all = [p for p in setup.positions if p < out_steps]
+    rows_all = [p for p in setup.chosen if p < out_steps]
     for start in range(0, len(rows_all), dep.EXACT_CHUNK):
         rows = rows_all[start : start + dep.EXACT_CHUNK]
 
@@ -481,12 +329,12 @@ def _exact_grad(setup: _Setup, out_steps: int) -> _verdict.Verdict:
     return _verdict.Verdict(depends, allowed, checked, inconclusive, "grad", strength=strength)
 
 
-def _by_perturbation(setup: _Setup) -> _verdict.Verdict:
+def _by_perturbation(setup: _driver.Setup) -> _verdict.Verdict:
     gen = torch.Generator().manual_seed(setup.seed)
     leaking = False
     slight = 0.0
-    inside = _in_positions(setup, setup.steps)
-    steps = torch.arange(setup.steps)
+    inside = _in_positions(setup, setup.size)
+    steps = torch.arange(setup.size)
     with torch.no_grad(), dep.no_inference_fastpath():
         for k, (samples, cuts) in enumerate(_copies(setup)):
             sub = dep.index_batch(setup.ins, setup.sources, samples)
@@ -509,7 +357,7 @@ def _by_perturbation(setup: _Setup) -> _verdict.Verdict:
             if bool((u.nonzero & before).any()):
                 leaking = True
                 break
-    allowed, checked = _frame(setup, setup.steps)
+    allowed, checked = setup.frame()
     if not leaking:
         zeros = np.zeros_like(allowed)
         return _verdict.Verdict(
@@ -518,16 +366,16 @@ def _by_perturbation(setup: _Setup) -> _verdict.Verdict:
     return _exact_perturbation(setup, gen)
 
 
-def _exact_perturbation(setup: _Setup, gen: torch.Generator) -> _verdict.Verdict:
+def _exact_perturbation(setup: _driver.Setup, gen: torch.Generator) -> _verdict.Verdict:
     with torch.no_grad(), dep.no_inference_fastpath():
         base = setup.run(setup.ins)
         _b, t = _out_dims(base, setup, setup.batch)
         rtol, tol = dep.tolerance(base)
-        allowed, checked = _frame(setup, base.shape[t])
+        allowed, checked = setup.frame(base.shape[t])
         depends = np.zeros_like(allowed)
         magnitude = np.zeros(allowed.shape, dtype=np.float64)
-        for col in setup.positions:
-            at = torch.zeros(setup.batch, setup.steps, dtype=torch.bool)
+        for col in setup.chosen:
+            at = torch.zeros(setup.batch, setup.size, dtype=torch.bool)
             at[:, col] = True
 
             def mask(src: dep.Source, x: torch.Tensor, at: torch.Tensor = at) -> Any:
@@ -539,32 +387,14 @@ def _exact_perturbation(setup: _Setup, gen: torch.Generator) -> _verdict.Verdict
             u, _s = dep.changes(out, base, [t], tol)
             depends[:, col] = u.nonzero.numpy()
             magnitude[:, col] = u.magnitude.numpy()
-    depends &= checked
-    scale = tol / rtol if rtol else 1.0
-    return _verdict.Verdict(
-        depends,
-        allowed,
-        checked,
-        np.zeros_like(depends),
-        "perturb",
-        strength=magnitude / (scale or 1.0),
-    )
+    return _verdict.perturbed(depends, magnitude, (allowed, checked), (rtol, tol))
 
 
 # --------------------------------------------------------------------------------------------
 # Likely cause
 
 
-def _likely_cause(v: _verdict.Verdict, modules: list[torch.nn.Module], train: bool) -> str:
-    mods = _verdict.module_types(modules)
-    norms = [m for m in mods if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if train and norms:
-        return (
-            f"train-mode {type(norms[0]).__name__} normalises with statistics over every "
-            "position (and the batch), so each step sees the future through the mean and "
-            "variance; check in eval mode (train=False, the default), or normalise per step "
-            "(LayerNorm over features)."
-        )
+def _likely_cause(v: _verdict.Verdict, mods: list[torch.nn.Module]) -> str:
     rows, cols = np.nonzero(v.violations)
     if rows.size == 0:
         return "unknown"
@@ -628,3 +458,28 @@ def _likely_cause(v: _verdict.Verdict, modules: list[torch.nn.Module], train: bo
         f"some path lets the output look up to {reach} step(s) ahead: a mask, padding or "
         "shift that is off by one, or an op along time that is not causal."
     )
+
+
+def _past(rows: int, cols: int) -> np.ndarray:
+    """Output step ``t`` may depend on input steps ``t' <= t``."""
+    return np.tri(rows, cols, dtype=bool)
+
+
+#: How causality names what it checks and finds (see ``_driver.Words``).
+WORDS = _driver.Words.table(
+    """
+    pair:       output at step {i} depends on input at step {j}
+    short:      step {i} <- step {j}
+    checked:    pairs t < t'
+    found:      Leaking pairs (output step t, later input step t')
+    train norm: train-mode {norm} normalises with statistics over every position (and the
+                batch), so each step sees the future through the mean and variance; check in
+                eval mode (train=False, the default), or normalise per step (LayerNorm over
+                features).
+    """
+)
+#: Causality in the driver's terms: its units are steps, an output step may depend on its
+#: past only; its words, its two passes and its likely causes.
+DECLARATION = _driver.Declaration(
+    CHECK, _driver.STEPS, WORDS, _past, (_by_grad, _by_perturbation), _likely_cause
+)

@@ -5,7 +5,9 @@ attention layer with ``batch_first=False`` fed ``(batch, seq, feature)`` tensors
 still trains, every sample just peeks at the others. The check covers every ordered pair
 ``(i, j), i != j`` with a handful of passes (group testing with Sperner code words, see
 :mod:`._dependency`), then, only on failure, spends one pass per sample on the exact
-``B x B`` matrix for the message.
+``B x B`` matrix for the message. The driver (:mod:`._driver`) does the rest; this module
+declares what is checked (:data:`DECLARATION`) and how to find it, by gradient and by
+perturbation.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _context, _state, _verdict
-from . import _dependency as dep
-from ._inputs import Inputs
+from .. import _dependency as dep
+from . import _driver, _verdict
 
 CHECK = "assert_no_batch_mixing"
 
@@ -70,85 +71,11 @@ def assert_no_batch_mixing(
         msg: replaces the failure headline; the evidence stays.
     """
     __tracebackhide__ = True
-    dep.check_model(model)
-    dep.check_method(method)
-    ins = Inputs.of(inputs)
-    n, _labels = ins.batched(batch_dim)
-    if n < 2:
-        raise ValueError(
-            f"inputs= have batch size {n} along batch_dim={batch_dim}; batch mixing needs at "
-            "least 2 samples. Pass a batch of 2 or more (or the right batch_dim=)."
-        )
-    chosen = dep.selection(samples, n, name="samples", unit="sample")
-    sources = dep.sources_of(ins, batch_dim, None, None)
-    obd = batch_dim if output_batch_dim is None else output_batch_dim
-    modules = dep.modules_of(model)
-    mode = dep.mode_of(modules, train)
-    ctx = _context.current()
-    seed = 0 if ctx is None or ctx.seed is None else ctx.seed
-    device = ins.tensors()[0][1].device
-    all_float = all(t.is_floating_point() for _l, t in ins.tensors())
-    if method == "grad" and not all_float and not dep.has_embedding_reader(modules):
-        raise ValueError(
-            "method='grad' needs float inputs or integer inputs read by nn.Embedding modules "
-            "of the model; no gradient reaches these integer inputs. Use method='perturb'."
-        )
-    run = dep.Runner(model, output, seed)
-    with (
-        _state.untouched(*modules),
-        dep.frozen(modules, train=train),
-        dep.first_batch(model, ins) as holder,
-    ):
-        chosen_method = method if method != "auto" else ("grad" if all_float else "perturb")
-        if chosen_method == "grad":
-            verdict = _by_grad(run, ins, sources, modules, n, chosen, obd, seed)
-            if method == "auto" and verdict.undecided.any() and not verdict.violations.any():
-                verdict = _by_perturbation(run, ins, sources, n, chosen, obd, seed)
-                verdict.method = "perturb (grad was inconclusive: non-finite gradients)"
-            elif method == "auto" and verdict.cut and not verdict.violations.any():
-                verdict = _verdict.confirm_cut(
-                    verdict, lambda: _by_perturbation(run, ins, sources, n, chosen, obd, seed)
-                )
-        else:
-            verdict = _by_perturbation(run, ins, sources, n, chosen, obd, seed)
-    passed = not verdict.violations.any() and not verdict.undecided.any()
-    _context.record(
-        CHECK,
-        model,
-        passed,
-        matrix=verdict.depends.copy(),
-        allowed=verdict.allowed.copy(),
-        inconclusive=verdict.undecided.copy() if verdict.undecided.any() else None,
-        method=verdict.method,
-        mode=mode,
-        batch=holder.get("batch"),
+    request = _driver.Request(
+        model, inputs, batch_dim, output, method, train, msg, samples, output_batch_dim
     )
-    pairs = len(chosen) * (len(chosen) - 1)
-    cover = f"{dep.covered(chosen, n, 'sample')} ({pairs} ordered pairs i != j)"
-    if not passed:
-        raise AssertionError(
-            _verdict.failure_message(
-                CHECK,
-                verdict,
-                msg=msg,
-                headline=lambda i, j: f"output of sample {i} depends on input of sample {j}",
-                arrow=lambda i, j: f"output {i} <- input {j}",
-                pairs_label="Mixing pairs (output sample i, input sample j != i)",
-                cause=_likely_cause(verdict, modules, train),
-                covered_text=cover,
-                facts={"method": verdict.method, "device": device, "mode": mode},
-                rows="output sample",
-                cols="input sample",
-            )
-        )
-    return BatchMixingResult(
-        matrix=verdict.depends,
-        checked=verdict.checked,
-        method=verdict.method,
-        mode=mode,
-        samples=tuple(chosen),
-        pairs=pairs,
-    )
+    found = _driver.check(DECLARATION, request)
+    return found.result(BatchMixingResult, samples=found.chosen)
 
 
 def _groups(n: int, chosen: list[int]) -> torch.Tensor:
@@ -158,24 +85,11 @@ def _groups(n: int, chosen: list[int]) -> torch.Tensor:
     return groups
 
 
-def _frame(n: int, chosen: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    inside = np.zeros(n, dtype=bool)
-    inside[chosen] = True
-    return np.eye(n, dtype=bool), np.outer(inside, inside)
-
-
-def _by_grad(
-    run: dep.Runner,
-    ins: Inputs,
-    sources: dict[str, dep.Source],
-    modules: list[torch.nn.Module],
-    n: int,
-    chosen: list[int],
-    obd: int,
-    seed: int,
-) -> _verdict.Verdict:
+def _by_grad(setup: _driver.Setup) -> _verdict.Verdict:
+    run, ins, sources, modules = setup.run, setup.ins, setup.sources, setup.modules
+    n, chosen, obd, seed = setup.batch, setup.chosen, setup.obd, setup.seed
     groups = _groups(n, chosen)
-    allowed, checked = _frame(n, chosen)
+    allowed, checked = setup.frame()
     where: dict[str, int] = {}
 
     def check_output(out: torch.Tensor) -> None:
@@ -242,17 +156,11 @@ def _by_grad(
     return _verdict.Verdict(depends, allowed, checked, inconclusive, "grad", strength=strength)
 
 
-def _by_perturbation(
-    run: dep.Runner,
-    ins: Inputs,
-    sources: dict[str, dep.Source],
-    n: int,
-    chosen: list[int],
-    obd: int,
-    seed: int,
-) -> _verdict.Verdict:
+def _by_perturbation(setup: _driver.Setup) -> _verdict.Verdict:
+    run, ins, sources = setup.run, setup.ins, setup.sources
+    n, chosen, obd, seed = setup.batch, setup.chosen, setup.obd, setup.seed
     groups = _groups(n, chosen)
-    allowed, checked = _frame(n, chosen)
+    allowed, checked = setup.frame()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad(), dep.no_inference_fastpath():
         base = run(ins)
@@ -297,15 +205,11 @@ def _by_perturbation(
             depends[:, j] = u.nonzero.numpy()
             magnitude[:, j] = u.magnitude.numpy()
             slight = max(slight, s)
-    depends &= checked
-    scale = tol / rtol if rtol else 1.0
-    return _verdict.Verdict(
+    return _verdict.perturbed(
         depends,
-        allowed,
-        checked,
-        np.zeros_like(depends),
-        "perturb",
-        strength=magnitude / (scale or 1.0),
+        magnitude,
+        (allowed, checked),
+        (rtol, tol),
         slight=slight,
         note=_tolerance_note(rtol, slight),
     )
@@ -320,16 +224,7 @@ def _tolerance_note(rtol: float, slight: float) -> str | None:
     )
 
 
-def _likely_cause(v: _verdict.Verdict, modules: list[torch.nn.Module], train: bool) -> str:
-    mods = _verdict.module_types(modules)
-    bn = [m for m in mods if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if train and bn:
-        return (
-            f"train-mode BatchNorm ({type(bn[0]).__name__}) normalises each sample with the "
-            "batch's statistics, which mixes the batch by design; check in eval mode "
-            "(train=False, the default), or use LayerNorm/GroupNorm if samples must stay "
-            "independent in training."
-        )
+def _likely_cause(v: _verdict.Verdict, mods: list[torch.nn.Module]) -> str:
     attention = (
         torch.nn.MultiheadAttention,
         torch.nn.TransformerEncoderLayer,
@@ -374,3 +269,27 @@ def _batch_first(m: torch.nn.Module) -> bool:
     if isinstance(m, (torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer)):
         return bool(getattr(m.self_attn, "batch_first", False))
     return bool(getattr(m, "batch_first", False))
+
+
+def _diagonal(rows: int, cols: int) -> np.ndarray:
+    return np.eye(rows, cols, dtype=bool)
+
+
+#: How batch mixing names what it checks and finds (see ``_driver.Words``).
+WORDS = _driver.Words.table(
+    """
+    pair:       output of sample {i} depends on input of sample {j}
+    short:      output {i} <- input {j}
+    checked:    ordered pairs i != j
+    found:      Mixing pairs (output sample i, input sample j != i)
+    train norm: train-mode BatchNorm ({norm}) normalises each sample with the batch's
+                statistics, which mixes the batch by design; check in eval mode (train=False,
+                the default), or use LayerNorm/GroupNorm if samples must stay independent in
+                training.
+    """
+)
+#: Batch mixing in the driver's terms: its units are samples, an output sample may depend on
+#: its own input only; its words, its two passes and its likely causes.
+DECLARATION = _driver.Declaration(
+    CHECK, _driver.SAMPLES, WORDS, _diagonal, (_by_grad, _by_perturbation), _likely_cause
+)

@@ -88,6 +88,31 @@ def confirm_cut(grad: Verdict, perturb: Callable[[], Verdict]) -> Verdict:
     return grad
 
 
+def perturbed(
+    depends: np.ndarray,
+    magnitude: np.ndarray,
+    frame: tuple[np.ndarray, np.ndarray],
+    tolerance: tuple[float, float],
+    **extra: Any,
+) -> Verdict:
+    """The verdict of the exact pass by perturbation: ``depends`` on the checked pairs of
+    ``frame`` (``(allowed, checked)``), each dependency's ``magnitude`` (its largest change)
+    relative to the output's largest magnitude (``tol / rtol`` of ``tolerance``)."""
+    allowed, checked = frame
+    rtol, tol = tolerance
+    depends &= checked
+    scale = tol / rtol if rtol else 1.0
+    return Verdict(
+        depends,
+        allowed,
+        checked,
+        np.zeros_like(depends),
+        "perturb",
+        strength=magnitude / (scale or 1.0),
+        **extra,
+    )
+
+
 def relative_strength(mag: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Magnitudes divided by the median non-zero allowed magnitude (1.0 = a typical one)."""
     ref = mag[allowed & (mag > 0)]
@@ -107,62 +132,3 @@ def percent(n: int, total: int) -> str:
 
 def module_types(modules: Sequence[torch.nn.Module]) -> list[torch.nn.Module]:
     return [s for m in modules for s in m.modules()]
-
-
-def failure_message(
-    check: str,
-    v: Verdict,
-    *,
-    msg: str | None,
-    headline: Callable[[int, int], str],
-    arrow: Callable[[int, int], str],
-    pairs_label: str,
-    cause: str,
-    covered_text: str,
-    facts: dict[str, Any],
-    rows: str,
-    cols: str,
-    extra: Sequence[str] = (),
-) -> str:
-    """The failure message both structural checks share (see ``_messages.compose``)."""
-    from . import _messages, _text_pictures
-
-    n_bad = int(v.violations.sum())
-    n_unk = int(v.undecided.sum())
-    evidence = [f"{pairs_label}: {percent(n_bad, v.n_forbidden)}"] if n_bad else []
-    if n_bad:
-        worst = ", ".join(
-            arrow(i, j) if v.strength is None else f"{arrow(i, j)} ({s:.2g})"
-            for i, j, s in v.worst()
-        )
-        scale = "" if v.strength is None else f" ({strength_text(v.method)})"
-        evidence.append(f"Worst{scale}: {worst}")
-        title = headline(*v.worst(1)[0][:2]) + "."
-    else:
-        rows_u, cols_u = np.nonzero(v.undecided)
-        i, j = int(rows_u[0]), int(cols_u[0])
-        title = (
-            f"inconclusive: the gradient of {arrow(i, j).split(' <- ')[0]} with respect to "
-            f"{arrow(i, j).split(' <- ')[1]} is not finite (NaN/Inf), so whether it depends "
-            "on it cannot be decided."
-        )
-        cause = (
-            "the forward pass produces NaN/Inf for these inputs, or an op has an infinite "
-            "derivative here (sqrt or log at 0, x/0). Fix the model or inputs, or pass "
-            "method='perturb', which compares outputs instead of gradients."
-        )
-    if n_unk:
-        evidence.append(
-            f"Inconclusive (non-finite gradient, neither allowed nor shown to leak): "
-            f"{percent(n_unk, v.n_forbidden)}"
-        )
-    if v.note:
-        evidence.append(v.note)
-    evidence.extend(extra)
-    evidence.append(f"Covered: {covered_text}")
-    picture = _text_pictures.dependency_matrix(
-        v.depends, v.allowed, rows=rows, cols=cols, inconclusive=v.undecided
-    )
-    return _messages.compose(
-        check, title, msg=msg, evidence=evidence, cause=cause, facts=facts, picture=picture
-    )

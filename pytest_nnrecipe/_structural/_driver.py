@@ -1,0 +1,483 @@
+"""The one driver of every structural check: what a check declares, and everything else.
+
+A structural check asks, along one axis (samples for batch mixing, steps for causality),
+whether output unit ``i`` depends on input unit ``j`` where that is forbidden. It declares
+(:class:`Declaration`) what a unit is (an :class:`Axis`), which pairs are allowed, how it
+names a pair (its :class:`Words`), its two ways of answering (by gradient, by perturbation)
+and its likely causes; the driver (:func:`check`) does the rest, in this order:
+
+1. validate the arguments (``TypeError``/``ValueError`` naming them) and normalise the inputs;
+2. prepare the model: eval mode (or train), parameters frozen, everything restored afterwards
+   (``_state.untouched``), the batch that entered the model captured;
+3. run: ``method="auto"`` picks grad for float inputs, falls back to perturbation on
+   non-finite gradients and confirms by perturbation when the forward cut the gradient path;
+   once, or once per variant (e.g. each attention backend);
+4. record what it saw for the report and the pictures;
+5. fail with the one message of every structural check (headline, evidence, location, cause,
+   reproduction, the dependency matrix), or return what it measured.
+
+The engine (codes, runs, reductions, perturbations) is :mod:`pytest_nnrecipe._dependency`;
+what a run found is a :class:`~._verdict.Verdict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from .. import _context, _messages, _state, _text_pictures
+from .. import _dependency as dep
+from .._inputs import Inputs
+from ._verdict import Verdict, confirm_cut, module_types, percent, strength_text
+
+R = TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """What a unit is: a sample along the batch, or a step along time.
+
+    ``unit`` is what the selecting argument (``unit + "s"``: ``samples=``, ``positions=``)
+    picks; ``label`` names the matrix's rows and columns (``output <label>``,
+    ``input <label>``); ``count(ins, request, batch_size)`` is the number of units, after
+    checking that there are enough.
+    """
+
+    name: str
+    unit: str
+    label: str
+    count: Callable[[Inputs, Request, int], int]
+
+    @property
+    def argument(self) -> str:
+        return self.unit + "s"
+
+
+@dataclasses.dataclass(frozen=True)
+class Words:
+    """How a check names what it checks and finds.
+
+    ``pair``: a forbidden pair in the headline, ``short``: in the list of the worst (formats of
+    ``{i}``, the output unit, and ``{j}``, the input unit); ``checked``: the pairs it checks;
+    ``found``: the label of the forbidden pairs it found; ``train_norm``: the likely cause when
+    the model runs in train mode with a BatchNorm (``{norm}``, its class).
+    """
+
+    pair: str
+    short: str
+    checked: str
+    found: str
+    train_norm: str
+
+    @classmethod
+    def table(cls, text: str) -> Words:
+        """Words from a table of ``name: words`` entries, one a line; longer words continue on
+        the lines below, indented further (``train norm`` is ``train_norm``)."""
+        entries: dict[str, list[str]] = {}
+        last: list[str] = []
+        for line in textwrap.dedent(text).strip("\n").splitlines():
+            name, sep, words = line.partition(":")
+            if line[:1].isspace() or not sep:
+                last.append(line.strip())
+                continue
+            last = entries.setdefault(name.strip().replace(" ", "_"), [])
+            last.append(words.strip())
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if sorted(entries) != sorted(fields):
+            raise ValueError(f"a Words table has the entries {fields}; got {list(entries)}.")
+        return cls(**{name: " ".join(parts) for name, parts in entries.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class Declaration:
+    """What one structural check declares, in this order; :func:`check` does everything else.
+
+    ``check``: its public name; ``axis``: what a unit is; ``words``: how it names pairs;
+    ``allowed(rows, cols)``: which (output unit, input unit) pairs are allowed (all others are
+    forbidden); ``passes``: its two ways of answering, by gradient and by perturbation;
+    ``likely_cause(verdict, submodules)``: what the evidence points at (a train-mode BatchNorm
+    is the driver's to name, in the check's words).
+    """
+
+    check: str
+    axis: Axis
+    words: Words
+    allowed: Callable[[int, int], np.ndarray]
+    passes: tuple[Callable[[Setup], Verdict], Callable[[Setup], Verdict]]
+    likely_cause: Callable[[Verdict, list[torch.nn.Module]], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Variants:
+    """A check that runs under variants (e.g. attention backends) and reports each.
+
+    ``names``: the variants to run, each through ``run(name, device, decide)``, which returns
+    ``decide()`` under that variant or why it cannot run here; ``None``: run once, as
+    configured, reported as ``"default"``. ``argument``/``value``: the argument that names
+    them, as given.
+    """
+
+    names: tuple[str, ...] | None
+    run: Callable[[str, torch.device, Callable[[], Verdict]], Verdict | str]
+    argument: str  # "sdpa_backends"
+    value: Any
+    noun: str  # "backend"
+    kind: str  # "attention backend"
+    verb: str  # what a forbidden pair does in a variant's summary: "leak"
+    holds: str  # a variant's summary when nothing is forbidden: "causal"
+
+    def summary(self, v: Verdict | str) -> str:
+        """One variant's outcome in a few words."""
+        if isinstance(v, str):
+            return v
+        bad = int(v.violations.sum())
+        if bad:
+            return f"{self.verb}s {bad} of {v.n_forbidden} pairs"
+        if v.undecided.any():
+            return f"inconclusive for {int(v.undecided.sum())} pairs"
+        return self.holds
+
+    def none_ran(self, device: torch.device, why: dict[str, Verdict | str]) -> ValueError:
+        """The misuse error when no variant could run (each says why)."""
+        return ValueError(
+            f"{self.argument}={self.value!r}: no {self.noun} could run the model on {device} "
+            f"({'; '.join(f'{k}: {v}' for k, v in why.items())}). Pass {self.noun}s "
+            f"available on this device, or {self.argument}=None."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One call of a structural check: the user's arguments, as given. The arguments every
+    structural check takes come first (``model`` to ``msg``), then the units it selects and the
+    output's batch dimension, then what only some checks take."""
+
+    model: Any
+    inputs: Any
+    batch_dim: int = 0
+    output: Any = None
+    method: str = "auto"
+    train: bool = False
+    msg: str | None = None
+    units: int | Sequence[int] | None = None  # samples= / positions=
+    output_batch_dim: int | None = None
+    time_dim: int | None = None
+    output_time_dim: int | None = None
+    max_batch: int | None = None
+    variants: Variants | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything one way of answering needs: the model run, the inputs, the units."""
+
+    run: dep.Runner
+    ins: Inputs
+    sources: dict[str, dep.Source]
+    modules: list[torch.nn.Module]
+    batch: int  # the batch size
+    size: int  # units along the axis: the batch size, or the sequence's steps
+    chosen: list[int]  # the units whose pairs are checked (``samples=``/``positions=``)
+    obd: int  # the output's batch dimension
+    otd: int | None  # the output's time dimension (time axis only)
+    seed: int
+    max_batch: int  # copies of a sequence per pass (time axis)
+    allowed: Callable[[int, int], np.ndarray]  # (output units, input units) -> allowed pairs
+
+    def frame(self, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(allowed, checked)`` over ``rows`` output units (default: as many as inputs):
+        the declared pattern, and the pairs among the chosen units."""
+        rows = self.size if rows is None else rows
+        inside_cols = np.zeros(self.size, dtype=bool)
+        inside_cols[self.chosen] = True
+        inside_rows = np.zeros(rows, dtype=bool)
+        inside_rows[[p for p in self.chosen if p < rows]] = True
+        return self.allowed(rows, self.size), np.outer(inside_rows, inside_cols)
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """What a passing check measured (the check turns it into its public result)."""
+
+    verdict: Verdict
+    mode: str
+    chosen: tuple[int, ...]
+    pairs: int
+    variants: dict[str, str]
+
+    def result(self, cls: Callable[..., R], **fields: Any) -> R:
+        """The check's public result: the matrix, what was checked, how, and ``fields``."""
+        v = self.verdict
+        return cls(
+            matrix=v.depends,
+            checked=v.checked,
+            method=v.method,
+            mode=self.mode,
+            pairs=self.pairs,
+            **fields,
+        )
+
+
+def check(decl: Declaration, req: Request) -> Finding:
+    """Run the structural check ``decl`` on ``req``: fail with its message, or say what it
+    measured (see the module docstring for the steps)."""
+    __tracebackhide__ = True
+    setup, method = _prepare(decl, req)
+    verdicts, batch = _run(decl, setup, req, method)
+    ran = {k: v for k, v in verdicts.items() if isinstance(v, Verdict)}
+    device = setup.ins.tensors()[0][1].device
+    if not ran and req.variants is not None:
+        raise req.variants.none_ran(device, verdicts)
+    failing = [k for k, v in ran.items() if v.violations.any() or v.undecided.any()]
+    shown = ran[failing[0]] if failing else next(iter(ran.values()))
+    variants = req.variants
+    summary = {} if variants is None else {k: variants.summary(v) for k, v in verdicts.items()}
+    mode = dep.mode_of(setup.modules, req.train)
+    details: dict[str, Any] = {} if variants is None else {"backends": summary}
+    _context.record(
+        decl.check,
+        req.model,
+        not failing,
+        matrix=shown.depends.copy(),
+        allowed=shown.allowed.copy(),
+        inconclusive=shown.undecided.copy() if shown.undecided.any() else None,
+        method=shown.method,
+        mode=mode,
+        batch=batch,
+        **details,
+    )
+    allowed = decl.allowed(setup.size, setup.size)
+    pairs = int((~allowed[np.ix_(setup.chosen, setup.chosen)]).sum())
+    if failing:
+        facts = {"method": shown.method, "device": device, "mode": mode}
+        told = _Told(shown, failing, summary, facts, pairs)
+        raise AssertionError(_message(decl, told, req, setup))
+    return Finding(shown, mode, tuple(setup.chosen), pairs, summary)
+
+
+def _prepare(decl: Declaration, req: Request) -> tuple[Setup, str]:
+    """Check the arguments (``TypeError``/``ValueError`` naming them); the setup of the runs
+    and the method ``"auto"`` stands for (grad for float inputs, else perturb)."""
+    dep.check_model(req.model)
+    dep.check_method(req.method)
+    ins = Inputs.of(req.inputs)
+    n, _labels = ins.batched(req.batch_dim)
+    axis = decl.axis
+    size = axis.count(ins, req, n)
+    chosen = dep.selection(req.units, size, name=axis.argument, unit=axis.unit)
+    timed = req.time_dim is not None
+    sources = dep.sources_of(ins, req.batch_dim, req.time_dim, size if timed else None)
+    modules = dep.modules_of(req.model)
+    carriers = [t for label, t in ins.tensors() if axis.name == "batch" or _timed(sources[label])]
+    all_float = all(t.is_floating_point() for t in carriers)
+    if req.method == "grad" and not all_float and not dep.has_embedding_reader(modules):
+        raise ValueError(
+            "method='grad' needs float inputs or integer inputs read by nn.Embedding modules "
+            "of the model; no gradient reaches these integer inputs. Use method='perturb'."
+        )
+    ctx = _context.current()
+    seed = 0 if ctx is None or ctx.seed is None else ctx.seed
+    otd = None
+    if timed:
+        otd = req.time_dim if req.output_time_dim is None else req.output_time_dim
+    setup = Setup(
+        run=dep.Runner(req.model, req.output, seed),
+        ins=ins,
+        sources=sources,
+        modules=modules,
+        batch=n,
+        size=size,
+        chosen=chosen,
+        obd=req.batch_dim if req.output_batch_dim is None else req.output_batch_dim,
+        otd=otd,
+        seed=seed,
+        max_batch=req.max_batch or n,
+        allowed=decl.allowed,
+    )
+    method = req.method if req.method != "auto" else ("grad" if all_float else "perturb")
+    return setup, method
+
+
+def _run(
+    decl: Declaration, setup: Setup, req: Request, method: str
+) -> tuple[dict[str, Verdict | str], Any]:
+    """Each variant's verdict (or why it could not run), and the batch that entered the model;
+    the model in eval mode (or train), its parameters frozen, all of it restored afterwards."""
+    verdicts: dict[str, Verdict | str] = {}
+    device = setup.ins.tensors()[0][1].device
+
+    def decide() -> Verdict:
+        return _decide(decl, setup, method, req.method == "auto")
+
+    named = req.variants.names if req.variants is not None else None
+    with (
+        _state.untouched(*setup.modules),
+        dep.frozen(setup.modules, train=req.train),
+        dep.first_batch(req.model, setup.ins) as holder,
+    ):
+        if req.variants is None or named is None:
+            verdicts["default"] = decide()
+        else:
+            for name in named:
+                verdicts[name] = req.variants.run(name, device, decide)
+    return verdicts, holder.get("batch")
+
+
+def _timed(src: dep.Source) -> bool:
+    return src.time_dim is not None
+
+
+def _decide(decl: Declaration, setup: Setup, method: str, auto: bool) -> Verdict:
+    """One run of the check: by gradient or by perturbation; with ``auto``, perturbation also
+    when gradients are inconclusive, and to confirm a gradient path the forward cut."""
+    by_grad, by_perturbation = decl.passes
+    if method == "grad":
+        verdict = by_grad(setup)
+        if auto and verdict.undecided.any() and not verdict.violations.any():
+            verdict = by_perturbation(setup)
+            verdict.method = "perturb (grad was inconclusive: non-finite gradients)"
+        elif auto and verdict.cut and not verdict.violations.any():
+            verdict = confirm_cut(verdict, lambda: by_perturbation(setup))
+        return verdict
+    return by_perturbation(setup)
+
+
+def _likely_cause(
+    decl: Declaration, v: Verdict, modules: list[torch.nn.Module], train: bool
+) -> str:
+    mods = module_types(modules)
+    norms = [m for m in mods if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if train and norms:
+        return decl.words.train_norm.format(norm=type(norms[0]).__name__)
+    return decl.likely_cause(v, mods)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Told:
+    """What the failure message tells: the verdict shown, the failing variants, each
+    variant's summary, the facts of the "Checked:" line and how many pairs were checked."""
+
+    shown: Verdict
+    failing: list[str]
+    summary: dict[str, str]
+    facts: dict[str, Any]
+    pairs: int
+
+
+def _message(decl: Declaration, told: _Told, req: Request, setup: Setup) -> str:
+    """The failure message every structural check shares (see ``_messages.compose``)."""
+    v = told.shown
+    cause = _likely_cause(decl, v, setup.modules, req.train)
+    covered = dep.covered(setup.chosen, setup.size, decl.axis.unit)
+
+    def arrow(i: int, j: int) -> str:
+        return decl.words.short.format(i=i, j=j)
+
+    n_bad = int(v.violations.sum())
+    n_unk = int(v.undecided.sum())
+    evidence = [f"{decl.words.found}: {percent(n_bad, v.n_forbidden)}"] if n_bad else []
+    if n_bad:
+        worst = ", ".join(
+            arrow(i, j) if v.strength is None else f"{arrow(i, j)} ({s:.2g})"
+            for i, j, s in v.worst()
+        )
+        scale = "" if v.strength is None else f" ({strength_text(v.method)})"
+        evidence.append(f"Worst{scale}: {worst}")
+        i, j = v.worst(1)[0][:2]
+        title = decl.words.pair.format(i=i, j=j) + _under(req.variants, told.failing) + "."
+    else:
+        rows_u, cols_u = np.nonzero(v.undecided)
+        output, _, input_ = arrow(int(rows_u[0]), int(cols_u[0])).partition(" <- ")
+        title = (
+            f"inconclusive: the gradient of {output} with respect to {input_} is not finite "
+            "(NaN/Inf), so whether it depends on it cannot be decided."
+        )
+        cause = (
+            "the forward pass produces NaN/Inf for these inputs, or an op has an infinite "
+            "derivative here (sqrt or log at 0, x/0). Fix the model or inputs, or pass "
+            "method='perturb', which compares outputs instead of gradients."
+        )
+    if n_unk:
+        evidence.append(
+            f"Inconclusive (non-finite gradient, neither allowed nor shown to leak): "
+            f"{percent(n_unk, v.n_forbidden)}"
+        )
+    if v.note:
+        evidence.append(v.note)
+    if req.variants is not None and req.variants.names:
+        kinds = req.variants.kind[0].upper() + req.variants.kind[1:] + "s"
+        evidence.append(f"{kinds}: " + "; ".join(f"{k}: {s}" for k, s in told.summary.items()))
+    evidence.append(f"Covered: {covered} ({told.pairs} {decl.words.checked})")
+    label = decl.axis.label
+    picture = _text_pictures.dependency_matrix(
+        v.depends,
+        v.allowed,
+        rows=f"output {label}",
+        cols=f"input {label}",
+        inconclusive=v.undecided,
+    )
+    return _messages.compose(
+        decl.check,
+        title,
+        msg=req.msg,
+        evidence=evidence,
+        cause=cause,
+        facts=told.facts,
+        picture=picture,
+    )
+
+
+def _under(variants: Variants | None, failing: list[str]) -> str:
+    """`` under the math and flash attention backends``: where it failed, when it ran per variant."""
+    if variants is None or not variants.names:
+        return ""
+    return f" under the {' and '.join(failing)} {variants.kind}" + ("s" if len(failing) > 1 else "")
+
+
+# --- the axes ---------------------------------------------------------------------------------
+
+
+def _sample_count(ins: Inputs, request: Request, n: int) -> int:
+    if n < 2:
+        raise ValueError(
+            f"inputs= have batch size {n} along batch_dim={request.batch_dim}; batch mixing "
+            "needs at least 2 samples. Pass a batch of 2 or more (or the right batch_dim=)."
+        )
+    return n
+
+
+def _step_count(ins: Inputs, request: Request, n: int) -> int:
+    time_dim, batch_dim = request.time_dim, request.batch_dim
+    for label, t in ins.tensors():
+        if isinstance(time_dim, bool) or not isinstance(time_dim, int):
+            raise TypeError(f"time_dim={time_dim!r} must be an int (a dimension of {label}).")
+        if -t.dim() <= time_dim < t.dim():
+            if time_dim % t.dim() == batch_dim % t.dim():
+                raise ValueError(
+                    f"time_dim={time_dim} and batch_dim={batch_dim} name the same dimension of "
+                    f"{label} (shape {tuple(t.shape)}); pass the dimension that indexes steps."
+                )
+            steps = int(t.shape[time_dim])
+            if steps < 2:
+                raise ValueError(
+                    f"{label} has {steps} step along time_dim={time_dim} (shape "
+                    f"{tuple(t.shape)}); causality needs a sequence of at least 2 steps. "
+                    "Pass a longer sequence or the right time_dim=."
+                )
+            return steps
+    shapes = ", ".join(f"{label} {tuple(t.shape)}" for label, t in ins.tensors())
+    raise ValueError(
+        f"time_dim={time_dim} is out of range for every input ({shapes}); pass the dimension "
+        "that indexes steps."
+    )
+
+
+#: Units are samples: the inputs' (and outputs') batch dimension.
+SAMPLES = Axis("batch", unit="sample", label="sample", count=_sample_count)
+#: Units are steps: the inputs' (and outputs') time dimension (``time_dim=``).
+STEPS = Axis("time", unit="position", label="step", count=_step_count)
