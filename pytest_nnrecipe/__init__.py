@@ -1,9 +1,10 @@
 """pytest-nnrecipe: Karpathy's "A Recipe for Training Neural Networks" as pytest checks.
 
-Every public check is importable from here and usable without pytest; the pytest plugin
-(``pytest_nnrecipe.plugin``) also offers each one as a fixture bound to the test's device and
-seed. Names are resolved lazily so that importing the package (which pytest does to load the
-plugin) never imports torch.
+Every public check, and every result type a check returns, is importable from here and usable
+without pytest; the pytest plugin (``pytest_nnrecipe.plugin``) also offers each check as a
+fixture bound to the test's device and seed. The names come from the registry of checks
+(``_registry``) and are resolved lazily, so that importing the package (which pytest does to
+load the plugin) never imports torch.
 """
 
 from __future__ import annotations
@@ -11,51 +12,80 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-#: public name -> module that defines it. The plugin makes one fixture per check listed here.
-CHECKS: dict[str, str] = {
-    "assert_no_batch_mixing": "._structural._batch_mixing",
-    "assert_causal": "._structural._causal",
-    "assert_init_loss": "._training._init_loss",
-    "assert_can_overfit": "._training._overfit",
-    "assert_loss_decreases": "._training._progress",
-    "assert_beats_input_independent_baseline": "._training._progress",
-    "assert_params_update": "._training._params",
-    "assert_lr_schedule": "._training._schedule",
-    "assert_no_duplicates": "._data._duplicates",
-    "assert_disjoint": "._data._duplicates",
-    "assert_consistent_labels": "._data._duplicates",
-    "assert_finite_data": "._data._values",
-    "assert_balanced": "._data._balance",
-    "assert_normalized": "._data._normalization",
-    "assert_augmentation_consistent": "._data._augmentation",
-    "describe_data": "._data._summary",
-    "check_recipe": "._recipe",
-}
+from . import _registry
 
-__all__ = [*CHECKS]
+#: A literal, for type checkers (they also read the imports below); a test keeps it equal to
+#: the registry's names.
+__all__ = [
+    "AugmentationReport",
+    "Balance",
+    "BaselineComparison",
+    "BatchMixingResult",
+    "CausalResult",
+    "ChannelStats",
+    "DataSummary",
+    "Duplicates",
+    "FieldSummary",
+    "InitLoss",
+    "LabelConflicts",
+    "LossDecrease",
+    "LrSchedule",
+    "Overfit",
+    "Overlap",
+    "ParamsUpdate",
+    "RecipeResult",
+    "StepResult",
+    "ValueReport",
+    "assert_augmentation_consistent",
+    "assert_balanced",
+    "assert_beats_input_independent_baseline",
+    "assert_can_overfit",
+    "assert_causal",
+    "assert_consistent_labels",
+    "assert_disjoint",
+    "assert_finite_data",
+    "assert_init_loss",
+    "assert_loss_decreases",
+    "assert_lr_schedule",
+    "assert_no_batch_mixing",
+    "assert_no_duplicates",
+    "assert_normalized",
+    "assert_params_update",
+    "check_recipe",
+    "describe_data",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._data._augmentation import assert_augmentation_consistent
-    from ._data._balance import assert_balanced
-    from ._data._duplicates import assert_consistent_labels, assert_disjoint, assert_no_duplicates
-    from ._data._normalization import assert_normalized
-    from ._data._summary import describe_data
-    from ._data._values import assert_finite_data
-    from ._recipe import check_recipe
-    from ._structural._batch_mixing import assert_no_batch_mixing
-    from ._structural._causal import assert_causal
-    from ._training._init_loss import assert_init_loss
-    from ._training._overfit import assert_can_overfit
-    from ._training._params import assert_params_update
+    from ._data._augmentation import AugmentationReport, assert_augmentation_consistent
+    from ._data._balance import Balance, assert_balanced
+    from ._data._duplicates import (
+        Duplicates,
+        LabelConflicts,
+        Overlap,
+        assert_consistent_labels,
+        assert_disjoint,
+        assert_no_duplicates,
+    )
+    from ._data._normalization import ChannelStats, assert_normalized
+    from ._data._summary import DataSummary, FieldSummary, describe_data
+    from ._data._values import ValueReport, assert_finite_data
+    from ._recipe import RecipeResult, StepResult, check_recipe
+    from ._structural._batch_mixing import BatchMixingResult, assert_no_batch_mixing
+    from ._structural._causal import CausalResult, assert_causal
+    from ._training._init_loss import InitLoss, assert_init_loss
+    from ._training._overfit import Overfit, assert_can_overfit
+    from ._training._params import ParamsUpdate, assert_params_update
     from ._training._progress import (
+        BaselineComparison,
+        LossDecrease,
         assert_beats_input_independent_baseline,
         assert_loss_decreases,
     )
-    from ._training._schedule import assert_lr_schedule
+    from ._training._schedule import LrSchedule, assert_lr_schedule
 
 
 def __getattr__(name: str) -> Any:
-    module = CHECKS.get(name)
+    module = _registry.exports().get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_nnrecipe' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)

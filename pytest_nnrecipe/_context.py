@@ -1,9 +1,10 @@
 """Where a check runs: the test, its seed and device, and what the checks saw.
 
 The plugin activates a :class:`RunContext` around each test; the checks read it to write the
-"Reproduce:" line of their failure messages and record what they measured (for the report and
-the pictures). Outside pytest there is no context and the checks say so in fewer words.
-Standard library only: the plugin imports this module at load time.
+"Reproduce:" line of their failure messages and record what they measured (a typed record of
+:mod:`._records`, for the report and the pictures). Outside pytest there is no context and the
+checks say so in fewer words. Standard library only: the plugin imports this module at load
+time.
 """
 
 from __future__ import annotations
@@ -12,17 +13,8 @@ import contextlib
 import contextvars
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
 
-
-@dataclasses.dataclass(frozen=True)
-class CheckRecord:
-    """One call of a check: its name, the model class it ran on, its verdict and its data."""
-
-    check: str
-    model: str
-    passed: bool
-    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+from ._records import CheckRecord
 
 
 @dataclasses.dataclass
@@ -60,17 +52,8 @@ def activate(ctx: RunContext) -> Iterator[RunContext]:
         _current.reset(token)
 
 
-def record(check: str, model: object, passed: bool, **details: Any) -> None:
-    """Remember that ``check`` ran on ``model`` (no-op outside a test)."""
+def record(rec: CheckRecord) -> None:
+    """Remember what a check saw (no-op outside a test)."""
     ctx = _current.get()
-    if ctx is None:
-        return
-    name = model if isinstance(model, str) else _model_name(model)
-    ctx.records.append(CheckRecord(check, name, passed, details))
-
-
-def _model_name(model: object) -> str:
-    cls = model if isinstance(model, type) else type(model)
-    if cls.__name__ == "function":
-        return getattr(model, "__qualname__", "function")
-    return cls.__qualname__
+    if ctx is not None:
+        ctx.records.append(rec)

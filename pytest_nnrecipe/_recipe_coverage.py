@@ -27,34 +27,19 @@ Standard library only: the plugin imports this module at load time.
 from __future__ import annotations
 
 import dataclasses
-import math
 import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-WIDTH = 80
+from . import _registry
+from ._records import CheckRecord, small
 
-#: Data checks: "become one with the data".
-DATA_CHECKS = (
-    "assert_no_duplicates",
-    "assert_disjoint",
-    "assert_consistent_labels",
-    "assert_finite_data",
-    "assert_balanced",
-    "assert_normalized",
-    "assert_augmentation_consistent",
-    "describe_data",
-)
-TRAINING_CURVE_CHECKS = (
-    "assert_can_overfit",
-    "assert_loss_decreases",
-    "assert_beats_input_independent_baseline",
-)
+WIDTH = 80
 
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """One testable tip of the recipe and the checks that cover it.
+    """One testable tip of the recipe and the checks that cover it (from the registry).
 
     ``how`` says how to cover it when no test does. Steps without checks are covered by the
     session itself (``--nn-artifacts``, Hypothesis tests), see :func:`build_report`.
@@ -65,54 +50,41 @@ class Step:
     how: str
 
 
+#: How to cover the tips that no check covers: the session covers them.
+_SESSION_HOW = {
+    _registry.VISUALIZE_BATCH: "run with --nn-artifacts DIR (pictures of the failing checks; of "
+    "every check with --nn-artifacts-all)",
+    _registry.VISUALIZE_DYNAMICS: "a training check run with --nn-artifacts DIR",
+    _registry.GENERALIZE: "Hypothesis tests with pytest_nnrecipe.strategies",
+}
+
+
+def _step(tip: str) -> Step:
+    checks = tuple(c.name for c in _registry.CHECKS.values() if c.tip == tip)
+    groups = {c.group for c in _registry.CHECKS.values() if c.tip == tip} - {None}
+    if not checks:
+        how = _SESSION_HOW[tip]
+    elif len(groups) == 1 and len(checks) > 2:
+        how = f"{groups.pop()}, e.g. {checks[0]}"
+    else:
+        how = ", ".join(checks)
+    return Step(tip, checks, how)
+
+
 #: The recipe's testable steps, in the recipe's order.
-STEPS: tuple[Step, ...] = (
-    Step("Become one with the data", DATA_CHECKS, "data checks, e.g. assert_no_duplicates"),
-    Step(
-        "Visualize just before the net",
-        (),
-        "run with --nn-artifacts DIR (pictures of the failing checks; of every check with "
-        "--nn-artifacts-all)",
-    ),
-    Step("Verify loss @ init / Init well", ("assert_init_loss",), "assert_init_loss"),
-    Step(
-        "Input-independent baseline",
-        ("assert_beats_input_independent_baseline",),
-        "assert_beats_input_independent_baseline",
-    ),
-    Step("Overfit one batch", ("assert_can_overfit",), "assert_can_overfit"),
-    Step(
-        "Verify decreasing training loss",
-        ("assert_loss_decreases", "assert_params_update"),
-        "assert_loss_decreases, assert_params_update",
-    ),
-    Step(
-        "Visualize prediction dynamics",
-        (),
-        "a training check run with --nn-artifacts DIR",
-    ),
-    Step(
-        "Use backprop to chart dependencies",
-        ("assert_no_batch_mixing", "assert_causal"),
-        "assert_no_batch_mixing, assert_causal",
-    ),
-    Step(
-        "Generalize a special case",
-        (),
-        "Hypothesis tests with pytest_nnrecipe.strategies",
-    ),
-    Step("Don't trust LR decay defaults", ("assert_lr_schedule",), "assert_lr_schedule"),
-)
+STEPS: tuple[Step, ...] = tuple(_step(tip) for tip in _registry.TIPS)
 
 #: Checks that are not about one model: reported in their own group, not per model.
-GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("data checks", DATA_CHECKS),
-    ("learning-rate schedules", ("assert_lr_schedule",)),
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (group, tuple(c.name for c in _registry.CHECKS.values() if c.group == group))
+    for group in dict.fromkeys(c.group for c in _registry.CHECKS.values() if c.group)
 )
 _GROUPED = frozenset(c for _, checks in GROUPS for c in checks)
 _STEP_OF = {check: step.name for step in STEPS for check in step.checks}
 #: Steps that concern a model (listed per model when missing); the others are session-wide.
 _MODEL_STEPS = tuple(s.name for s in STEPS if s.checks and not set(s.checks) & _GROUPED)
+#: Checks whose loss picture shows the prediction dynamics.
+_DYNAMICS = frozenset(c.name for c in _registry.CHECKS.values() if c.dynamics)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,30 +104,20 @@ class Entry:
         return _STEP_OF.get(self.check)
 
 
-def to_json(nodeid: str, record: Any) -> dict[str, Any]:
+def to_json(nodeid: str, record: CheckRecord | Entry) -> dict[str, Any]:
     """The JSON-able form of one check call: ``{"nodeid", "check", "model", "passed",
-    "facts"}``, where ``facts`` keeps only the record details that are small scalars (bool,
-    int, finite float, short str, None): method, mode, steps, target, ... Arrays, tensors,
-    lists and the batch stay behind.
-
-    ``record`` is a ``_context.CheckRecord``, an :class:`Entry` or a mapping with the same keys.
-    """
+    "facts"}``, where ``facts`` are the record's small scalars (``CheckRecord.facts``: method,
+    mode, steps, target, ...); arrays, tensors, lists and the batch stay behind."""
     if isinstance(record, Entry):
-        return {
-            "nodeid": record.nodeid,
-            "check": record.check,
-            "model": record.model,
-            "passed": record.passed,
-            "facts": dict(record.facts),
-        }
-    get = record.get if isinstance(record, Mapping) else lambda k, d=None: getattr(record, k, d)
-    details = get("details", None) or get("facts", None) or {}
+        nodeid, facts = record.nodeid, dict(record.facts)
+    else:
+        facts = record.facts()
     return {
         "nodeid": str(nodeid),
-        "check": str(get("check", "")),
-        "model": str(get("model", "")),
-        "passed": bool(get("passed", False)),
-        "facts": {str(k): v for k, v in dict(details).items() if _small(v)},
+        "check": record.check,
+        "model": record.model,
+        "passed": record.passed,
+        "facts": facts,
     }
 
 
@@ -168,7 +130,7 @@ def from_json(data: Mapping[str, Any]) -> Entry:
             check=str(data["check"]),
             model=str(data["model"]),
             passed=bool(data["passed"]),
-            facts=tuple(sorted((str(k), v) for k, v in dict(facts).items() if _small(v))),
+            facts=tuple(sorted((str(k), v) for k, v in dict(facts).items() if small(v))),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not a check entry: {data!r} ({exc})") from exc
@@ -255,14 +217,14 @@ def _status(
             return False, "-", "not covered"
         bad = {e.nodeid for e in mine if not e.passed}
         return True, str(len({e.nodeid for e in mine})), f"{len(bad)} FAILED" if bad else "ok"
-    if step.name == "Visualize just before the net":
+    if step.name == _registry.VISUALIZE_BATCH:
         if artifacts_dir is None:
             return False, "-", "not covered (text pictures only)"
         if not written:
             return False, "-", f"no picture written to {artifacts_dir}"
         return True, "all", f"{_n(written, 'picture')} in {artifacts_dir}"
-    if step.name == "Visualize prediction dynamics":
-        curves = {e.nodeid for e in items if e.check in TRAINING_CURVE_CHECKS}
+    if step.name == _registry.VISUALIZE_DYNAMICS:
+        curves = {e.nodeid for e in items if e.check in _DYNAMICS}
         if not curves:
             return False, "-", "not covered"
         if artifacts_dir is None:
@@ -270,7 +232,7 @@ def _status(
         if not written:
             return False, str(len(curves)), "text curves only (no picture written)"
         return True, str(len(curves)), "pictures of loss and predictions"
-    if step.name == "Generalize a special case":
+    if step.name == _registry.GENERALIZE:
         if property_tests:
             return True, str(property_tests), "Hypothesis tests ran"
         return False, "-", "not covered"
@@ -313,11 +275,3 @@ def _wrap(text: str, width: int, indent: str = "") -> list[str]:
 
 def _n(k: int, noun: str) -> str:
     return f"{k} {noun}{'' if k == 1 else 's'}"
-
-
-def _small(value: Any) -> bool:
-    if value is None or isinstance(value, (bool, int)):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, str) and len(value) <= 80

@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from pytest_nnrecipe import _context, _recipe_coverage, _session
+from pytest_nnrecipe._records import CheckRecord
 from pytest_nnrecipe._session import RUN_CONTEXT, SETTINGS
 
 #: The ``workeroutput`` key under which a worker sends its :class:`SessionRecords` as JSON.
@@ -213,8 +214,8 @@ def failure_section(
     return "\n".join(lines)
 
 
-def _facts(record: _context.CheckRecord) -> str:
-    facts = _recipe_coverage.to_json("", record)["facts"]
+def _facts(record: CheckRecord) -> str:
+    facts = record.facts()
     return ", ".join(f"{k}={_short(facts[k])}" for k in SECTION_FACTS if facts.get(k) is not None)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import pytest_nnrecipe
-from pytest_nnrecipe import _binding, _context, _devices, _rng, _session
+from pytest_nnrecipe import _binding, _context, _devices, _registry, _rng, _session
 from pytest_nnrecipe._hypothesis_plugin import PROFILE
 from pytest_nnrecipe._session import RUN_CONTEXT, SEED_RANGE, SETTINGS, Settings
 
@@ -277,8 +277,9 @@ def _check_fixture(name: str) -> Any:
     return pytest.fixture(name=name)(fixture)
 
 
-for _name in pytest_nnrecipe.CHECKS:
-    globals()[_name] = _check_fixture(_name)
+for _check in _registry.CHECKS.values():
+    if _check.fixture:
+        globals()[_check.name] = _check_fixture(_check.name)
 
 
 # --- helpers ------------------------------------------------------------------------------

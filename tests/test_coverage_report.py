@@ -10,32 +10,78 @@ import pytest
 import torch
 
 from pytest_nnrecipe import _recipe_coverage
-from pytest_nnrecipe._context import CheckRecord
+from pytest_nnrecipe._records import (
+    BalanceRecord,
+    CheckRecord,
+    DependencyRecord,
+    DuplicatesRecord,
+    TrainingRecord,
+)
 
 
 def _session() -> list[dict[str, Any]]:
     """Entries as an xdist worker would send them: through JSON."""
+    eye = np.eye(3, dtype=bool)
     calls = [
-        ("t.py::test_init", CheckRecord("assert_init_loss", "TinyMLP", True, {"target": 2.3})),
-        ("t.py::test_init_2", CheckRecord("assert_init_loss", "TinyMLP", False, {})),
+        ("t.py::test_init", _training("assert_init_loss", "TinyMLP", True, target=2.3)),
+        ("t.py::test_init_2", _training("assert_init_loss", "TinyMLP", False)),
         (
             "t.py::test_mix",
-            CheckRecord(
-                "assert_no_batch_mixing",
-                "TinyMLP",
-                True,
-                {"matrix": np.eye(3, dtype=bool), "batch": torch.zeros(3, 2), "method": "grad"},
+            DependencyRecord(
+                check="assert_no_batch_mixing",
+                model="TinyMLP",
+                passed=True,
+                matrix=eye,
+                allowed=eye,
+                batch=torch.zeros(3, 2),
+                method="grad",
+                mode="eval",
             ),
         ),
-        ("t.py::test_causal", CheckRecord("assert_causal", "TinyLM", False, {"mode": "eval"})),
         (
-            "t.py::test_fit",
-            CheckRecord("assert_can_overfit", "TinyLM", True, {"losses": [1.0, 0.1]}),
+            "t.py::test_causal",
+            DependencyRecord(
+                check="assert_causal",
+                model="TinyLM",
+                passed=False,
+                matrix=eye,
+                allowed=eye,
+                method="grad",
+                mode="eval",
+            ),
         ),
-        ("t.py::test_data", CheckRecord("assert_balanced", "Tensor", True, {"counts": {"a": 3}})),
-        ("t.py::test_data", CheckRecord("assert_no_duplicates", "Tensor", False, {})),
+        ("t.py::test_fit", _training("assert_can_overfit", "TinyLM", True, losses=[1.0, 0.1])),
+        (
+            "t.py::test_data",
+            BalanceRecord(
+                check="assert_balanced",
+                model="Tensor",
+                passed=True,
+                n_samples=3,
+                counts={"a": 3},
+                under=[],
+            ),
+        ),
+        (
+            "t.py::test_data",
+            DuplicatesRecord(
+                check="assert_no_duplicates",
+                model="Tensor",
+                passed=False,
+                n_samples=4,
+                n_duplicates=1,
+                n_groups=1,
+                pairs=[(0, 3)],
+            ),
+        ),
     ]
     return [json.loads(json.dumps(_recipe_coverage.to_json(n, r))) for n, r in calls]
+
+
+def _training(check: str, model: str, passed: bool, **fields: Any) -> TrainingRecord:
+    return TrainingRecord(
+        check=check, model=model, passed=passed, **{"losses": [2.0], "steps": 0, **fields}
+    )
 
 
 def test_the_report_counts_checks_per_model_and_names_failures() -> None:
@@ -131,7 +177,9 @@ def test_the_report_fits_80_columns_without_colour_codes() -> None:
     long_model = "AVeryLongModelClassNameThatWouldOverflowTheColumnsOfTheTable" * 2
     entries = [
         *_session(),
-        _recipe_coverage.to_json("t::x", CheckRecord("assert_causal", long_model, True)),
+        _recipe_coverage.to_json(
+            "t::x", CheckRecord(check="assert_causal", model=long_model, passed=True)
+        ),
     ]
     text = _recipe_coverage.build_report(entries, artifacts_dir="/a/very/long/path/" * 6)
     assert all(len(line) <= 80 for line in text.splitlines())
@@ -145,20 +193,18 @@ def test_an_empty_session_lists_every_step_as_uncovered() -> None:
 
 
 def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
-    record = CheckRecord(
-        "assert_can_overfit",
-        "TinyMLP",
-        False,
-        {
-            "losses": [1.0, 0.5],
-            "target": 0.01,
-            "steps": 40,
-            "method": "grad",
-            "batch": torch.zeros(2, 3),
-            "matrix": np.eye(2),
-            "rtol": float("nan"),
-            "note": "x" * 500,
-        },
+    record = TrainingRecord(
+        check="assert_can_overfit",
+        model="TinyMLP",
+        passed=False,
+        losses=[1.0, 0.5],
+        target=0.01,
+        steps=40,
+        mode="train",
+        optimizer="x" * 500,
+        batch=torch.zeros(2, 3),
+        predictions=[np.eye(2)],
+        rtol=float("nan"),
     )
     data = _recipe_coverage.to_json("t.py::test_a[1]", record)
     assert data == {
@@ -166,7 +212,7 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         "check": "assert_can_overfit",
         "model": "TinyMLP",
         "passed": False,
-        "facts": {"target": 0.01, "steps": 40, "method": "grad"},
+        "facts": {"steps": 40, "mode": "train", "target": 0.01},
     }
     entry = _recipe_coverage.from_json(json.loads(json.dumps(data)))
     assert entry == _recipe_coverage.Entry(
@@ -174,7 +220,7 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         "assert_can_overfit",
         "TinyMLP",
         False,
-        (("method", "grad"), ("steps", 40), ("target", 0.01)),
+        (("mode", "train"), ("steps", 40), ("target", 0.01)),
     )
     assert entry.step == "Overfit one batch"
     assert _recipe_coverage.from_json(_recipe_coverage.to_json("ignored", entry)) == entry

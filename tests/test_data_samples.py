@@ -308,4 +308,4 @@ def test_every_check_records_one_entry_per_call() -> None:
         ("assert_finite_data", "Tensor[20, 3, 2, 2] float32", False),
         ("describe_data", "Tensor[20, 3, 2, 2] float32", True),
     ]
-    assert ctx.records[1].details["bad_samples"] == 20
+    assert ctx.records[1].bad_samples == 20

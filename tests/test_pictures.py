@@ -13,8 +13,15 @@ import torch
 from PIL import Image
 
 from pytest_nnrecipe import _png
-from pytest_nnrecipe._context import CheckRecord
 from pytest_nnrecipe._png import _canvas, _charts, _grids, _matrix
+from pytest_nnrecipe._records import (
+    BalanceRecord,
+    CheckRecord,
+    DependencyRecord,
+    ScheduleRecord,
+    TrainingRecord,
+    ValuesRecord,
+)
 
 
 def _pixels(path: str | Path) -> np.ndarray:
@@ -238,10 +245,15 @@ def test_file_stems_stay_unique_and_short() -> None:
     assert max(len(s) for s in stems) <= _png._artifacts.MAX_STEM + 9
 
 
-def _structural(check: str, **extra: Any) -> CheckRecord:
+def _structural(check: str, **extra: Any) -> DependencyRecord:
     depends, allowed = _eye_with_leak(4, (2, 0))
-    details = {"matrix": depends, "allowed": allowed, "inconclusive": None, "method": "grad"}
-    return CheckRecord(check, "Mixer", False, {**details, **extra})
+    fields = {"matrix": depends, "allowed": allowed, "method": "grad", "mode": "eval"}
+    fields["unit"] = "step" if check == "assert_causal" else "sample"
+    return DependencyRecord(check=check, model="Mixer", passed=False, **{**fields, **extra})
+
+
+def _training(check: str, **fields: Any) -> TrainingRecord:
+    return TrainingRecord(check=check, model="CNN", passed=False, **{"steps": 2, **fields})
 
 
 RECORDS: list[Any] = [
@@ -256,79 +268,77 @@ RECORDS: list[Any] = [
         id="causal",
     ),
     pytest.param(
-        CheckRecord(
+        _training(
             "assert_can_overfit",
-            "CNN",
-            False,
-            {
-                "losses": [2.0, 1.0, 0.5],
-                "target": 0.1,
-                "predictions": [torch.randn(2, 3, generator=_g)] * 2,
-                "prediction_steps": [0, 2],
-                "batch": torch.randn(2, 3, 8, 8, generator=_g),
-                "first_layer_weight": torch.randn(4, 3, 3, 3, generator=_g),
-            },
+            losses=[2.0, 1.0, 0.5],
+            target=0.1,
+            predictions=[torch.randn(2, 3, generator=_g)] * 2,
+            prediction_steps=[0, 2],
+            batch=torch.randn(2, 3, 8, 8, generator=_g),
+            first_layer_weight=torch.randn(4, 3, 3, 3, generator=_g),
         ),
         ["loss", "batch", "first-layer"],
         id="overfit with conv weights",
     ),
     pytest.param(
-        CheckRecord(
-            "assert_loss_decreases",
-            "CNN",
-            False,
-            {"losses": [2.0, 2.0], "model": torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))},
-        ),
-        ["loss", "first-layer"],
-        id="conv weights from a model",
+        _training("assert_loss_decreases", losses=[2.0, 2.0]),
+        ["loss"],
+        id="a loss curve without a batch or conv weights",
     ),
     pytest.param(
-        CheckRecord(
-            "assert_lr_schedule", "LambdaLR", False, {"lrs": [0.1, 0.0], "total_steps": 10}
+        ScheduleRecord(
+            check="assert_lr_schedule",
+            model="LambdaLR",
+            passed=False,
+            lrs=[0.1, 0.0],
+            total_steps=10,
+            floor=0.001,
+            min_fraction=0.01,
         ),
         ["lr"],
         id="lr schedule",
     ),
     pytest.param(
-        CheckRecord(
-            "assert_balanced", "Tensor", False, {"counts": {"a": 9, "b": 1}, "under": ["b"]}
+        BalanceRecord(
+            check="assert_balanced",
+            model="Tensor",
+            passed=False,
+            n_samples=10,
+            counts={"a": 9, "b": 1},
+            under=["b"],
+            min_share=0.25,
         ),
         ["classes"],
         id="balance",
     ),
     pytest.param(
-        CheckRecord(
+        _training(
             "assert_init_loss",
-            "MLP",
-            False,
-            {
-                "losses": [2.3],
-                "batch": {"input_ids": torch.zeros(2, 3, dtype=torch.long), "mask": None},
-            },
+            losses=[2.3],
+            batch={"input_ids": torch.zeros(2, 3, dtype=torch.long), "mask": None},
         ),
         ["loss", "batch-input_ids"],
         id="keyword inputs",
     ),
     pytest.param(
-        CheckRecord("assert_finite_data", "Tensor", False, {"counts": {"nan": 3}}),
+        ValuesRecord(
+            check="assert_finite_data",
+            model="Tensor",
+            passed=False,
+            n_samples=3,
+            bad_samples=3,
+            counts={"nan": 3},
+        ),
         [],
         id="NaN counts are not classes",
     ),
     pytest.param(
-        CheckRecord("assert_no_batch_mixing", "Mixer", False, {"matrix": np.eye(3, dtype=bool)}),
+        _structural("assert_no_batch_mixing", allowed=None),
         [],
         id="matrix without allowed",
     ),
-    pytest.param(CheckRecord("assert_causal", "LM", False, {}), [], id="no details"),
     pytest.param(
-        {
-            "check": "assert_loss_decreases",
-            "model": "M",
-            "passed": False,
-            "details": {"losses": [1.0, 2.0]},
-        },
-        ["loss"],
-        id="a mapping instead of a record",
+        CheckRecord(check="assert_causal", model="LM", passed=False), [], id="nothing recorded"
     ),
 ]
 
@@ -338,7 +348,7 @@ def test_the_dispatcher_writes_the_pictures_each_record_has_data_for(
     tmp_path: Path, record: Any, pictures: list[str]
 ) -> None:
     written = _png.write_artifacts(record, tmp_path / "out", "stem")
-    check = record["check"] if isinstance(record, dict) else record.check
+    check = record.check
     assert written == [str(tmp_path / "out" / f"stem-{check}-{p}.png") for p in pictures]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(
         Path(w).name for w in written
@@ -348,23 +358,20 @@ def test_the_dispatcher_writes_the_pictures_each_record_has_data_for(
 
 
 def test_one_undrawable_picture_warns_and_the_others_are_written(tmp_path: Path) -> None:
-    record = CheckRecord(
-        "assert_can_overfit",
-        "M",
-        False,
-        {"losses": [1.0, 0.5], "first_layer_weight": torch.zeros(3, 3)},  # 2-D: no conv
-    )
+    record = _training(
+        "assert_can_overfit", losses=[1.0, 0.5], first_layer_weight=torch.zeros(3, 3)
+    )  # 2-D: no conv
     with pytest.warns(RuntimeWarning, match="could not draw the first-layer picture"):
         written = _png.write_artifacts(record, tmp_path, "s")
     assert [Path(w).name for w in written] == ["s-assert_can_overfit-loss.png"]
 
 
 def test_a_test_s_pictures_cover_failed_checks_numbered_in_call_order(tmp_path: Path) -> None:
-    loss = {"losses": [1.0, 0.9]}
+    loss = {"losses": [1.0, 0.9], "steps": 1}
     records = [
-        CheckRecord("assert_loss_decreases", "A", True, loss),
-        CheckRecord("assert_loss_decreases", "B", False, loss),
-        CheckRecord("assert_can_overfit", "B", True, loss),
+        TrainingRecord(check="assert_loss_decreases", model="A", passed=True, **loss),
+        TrainingRecord(check="assert_loss_decreases", model="B", passed=False, **loss),
+        TrainingRecord(check="assert_can_overfit", model="B", passed=True, **loss),
     ]
     nodeid = "tests/test_x.py::test_both"
     stem = _png.file_stem(nodeid)
@@ -387,7 +394,8 @@ def test_without_matplotlib_it_says_how_to_install_it(
     assert isinstance(info.value, _png.PicturesUnavailable)
     assert "text pictures are in the messages" in str(info.value)
     # Nothing to draw: no matplotlib needed, no error.
-    assert _png.write_artifacts(CheckRecord("assert_causal", "M", False), tmp_path, "s") == []
+    nothing = CheckRecord(check="assert_causal", model="M", passed=False)
+    assert _png.write_artifacts(nothing, tmp_path, "s") == []
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,15 +1,15 @@
-"""The fixtures: nn_device, nn_seed, and one per entry of pytest_nnrecipe.CHECKS."""
+"""The fixtures: nn_device, nn_seed, and one per check of the registry (_registry.CHECKS)."""
 
 from __future__ import annotations
 
 import pytest
 
-# A plugin loaded with -p before the entry point: it adds a check to CHECKS, as a check module
-# of the package does, and the plugin must make a fixture of it.
+# A plugin loaded with -p before the entry point: it adds a check to the registry, as a check
+# module of the package does, and the plugin must make a fixture of it.
 FAKE_CHECKS_PLUGIN = """
-import pytest_nnrecipe
+from pytest_nnrecipe import _registry
 
-pytest_nnrecipe.CHECKS["assert_fake"] = "fake_check"
+_registry.CHECKS["assert_fake"] = _registry.Check("assert_fake", "fake_check")
 """
 
 FAKE_CHECK = """
@@ -41,8 +41,10 @@ def test_the_check_fixture_binds_device_and_seed(assert_fake, nn_device):
     assert "scale" in str(inspect.signature(assert_fake))
 
 def test_every_check_has_its_fixture(request):
-    assert pytest_nnrecipe.CHECKS
-    for name in pytest_nnrecipe.CHECKS:
+    from pytest_nnrecipe import _registry
+
+    assert "check_recipe" in _registry.CHECKS and "assert_fake" in _registry.CHECKS
+    for name in _registry.CHECKS:
         bound = request.getfixturevalue(name)
         assert callable(bound) and bound.__wrapped__ is getattr(pytest_nnrecipe, name), name
 """

@@ -14,8 +14,8 @@ import torch
 import torch._dynamo  # imported before the inner runs: see _imported_before_the_runs
 from PIL import Image
 
-from pytest_nnrecipe._context import CheckRecord
 from pytest_nnrecipe._png import _charts, _grids, _matrix, file_stem, write_test_artifacts
+from pytest_nnrecipe._records import DependencyRecord, TrainingRecord
 
 SUITE = """
 import torch
@@ -96,22 +96,36 @@ def _imported_before_the_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
     the suite makes once, here, before any run."""
     eye = torch.eye(4, dtype=torch.bool)
     records = [
-        CheckRecord("assert_no_batch_mixing", "M", False, {"matrix": eye, "allowed": eye}),
-        CheckRecord(
-            "assert_can_overfit",
-            "M",
-            False,
-            {
-                "losses": [1.0, 0.5],
-                "target": 0.1,
-                "predictions": [torch.zeros(4, 3), torch.ones(4, 3)],
-                "prediction_steps": [0, 1],
-                "batch": torch.rand(4, 3, 8, 8),
-                "targets": torch.tensor([0, 1, 2, 0]),
-                "first_layer_weight": torch.randn(4, 3, 3, 3),
-            },
+        DependencyRecord(
+            check="assert_no_batch_mixing",
+            model="M",
+            passed=False,
+            matrix=eye,
+            allowed=eye,
+            method="grad",
+            mode="eval",
         ),
-        CheckRecord("assert_can_overfit", "M", False, {"batch": torch.rand(4, 6)}),
+        TrainingRecord(
+            check="assert_can_overfit",
+            model="M",
+            passed=False,
+            losses=[1.0, 0.5],
+            steps=1,
+            target=0.1,
+            predictions=[torch.zeros(4, 3), torch.ones(4, 3)],
+            prediction_steps=[0, 1],
+            batch=torch.rand(4, 3, 8, 8),
+            targets=torch.tensor([0, 1, 2, 0]),
+            first_layer_weight=torch.randn(4, 3, 3, 3),
+        ),
+        TrainingRecord(
+            check="assert_can_overfit",
+            model="M",
+            passed=False,
+            losses=[],
+            steps=0,
+            batch=torch.rand(4, 6),
+        ),
     ]
     assert len(write_test_artifacts("warm-up", records, tmp_path_factory.mktemp("warm-up"))) == 5
 

@@ -43,7 +43,7 @@ def test_it_finds_exactly_the_wired_pairs_for_every_batch_size(method, batch):
         )
     rec = ctx.records[-1]
     assert rec.check == "assert_no_batch_mixing" and not rec.passed
-    np.testing.assert_array_equal(rec.details["matrix"], expected(batch, pairs))
+    np.testing.assert_array_equal(rec.matrix, expected(batch, pairs))
     assert (
         f"Mixing pairs (output sample i, input sample j != i): {len(pairs)} of {batch * (batch - 1)}"
         in message
@@ -201,10 +201,10 @@ def test_a_failure_message_draws_the_matrix_and_a_record_keeps_the_batch():
     )
     assert "seed=7" in message and "Reproduce: pytest t.py::x" in message
     rec = ctx.records[0]
-    torch.testing.assert_close(rec.details["batch"], x)
-    assert rec.details["method"] == "grad" and rec.details["mode"] == "eval"
-    np.testing.assert_array_equal(rec.details["allowed"], np.eye(3, dtype=bool))
-    assert rec.details["inconclusive"] is None
+    torch.testing.assert_close(rec.batch, x)
+    assert rec.method == "grad" and rec.mode == "eval"
+    np.testing.assert_array_equal(rec.allowed, np.eye(3, dtype=bool))
+    assert rec.inconclusive is None
 
 
 def test_multiple_inputs_share_the_batch():

@@ -42,7 +42,7 @@ def test_it_finds_exactly_the_leaking_pairs(method, batch, steps):
             torch.randn(batch, steps, 2),
             method=method,
         )
-    np.testing.assert_array_equal(ctx.records[-1].details["matrix"], expected(steps, pairs + past))
+    np.testing.assert_array_equal(ctx.records[-1].matrix, expected(steps, pairs + past))
     total = steps * (steps - 1) // 2
     assert f"Leaking pairs (output step t, later input step t'): {len(pairs)} of {total}" in message
     assert f"method={method}" in message
@@ -172,11 +172,11 @@ def test_the_record_keeps_the_matrix_and_the_users_batch():
         assert_causal(TimeWired(5, []), x, sdpa_backends=["math"])
     failed, passed = ctx.records
     assert (failed.check, failed.passed, passed.passed) == ("assert_causal", False, True)
-    torch.testing.assert_close(failed.details["batch"], x)
-    np.testing.assert_array_equal(failed.details["matrix"], expected(5, [(0, 4)]))
-    np.testing.assert_array_equal(failed.details["allowed"], np.tril(np.ones((5, 5), dtype=bool)))
-    assert failed.details["method"] == "grad" and failed.details["mode"] == "eval"
-    assert passed.details["backends"] == {"math": "causal"}
+    torch.testing.assert_close(failed.batch, x)
+    np.testing.assert_array_equal(failed.matrix, expected(5, [(0, 4)]))
+    np.testing.assert_array_equal(failed.allowed, np.tril(np.ones((5, 5), dtype=bool)))
+    assert failed.method == "grad" and failed.mode == "eval"
+    assert passed.backends == {"math": "causal"}
 
 
 def test_train_mode_batchnorm_over_time_is_named_as_the_cause():

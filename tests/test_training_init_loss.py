@@ -255,10 +255,10 @@ def test_it_records_the_loss_target_and_batch():
     with activate(ctx):
         assert_init_loss(mlp(), x, torch.arange(16) % 4, nn.CrossEntropyLoss())
     (rec,) = ctx.records
-    assert rec.passed and rec.details["target"] == pytest.approx(math.log(4))
-    assert torch.equal(rec.details["batch"], x) and rec.details["steps"] == 0
-    assert torch.equal(rec.details["targets"], (torch.arange(16) % 4)[:8])
-    assert rec.details["mode"] == "train" and rec.details["first_layer_weight"] is None
+    assert rec.passed and rec.target == pytest.approx(math.log(4))
+    assert torch.equal(rec.batch, x) and rec.steps == 0
+    assert torch.equal(rec.targets, (torch.arange(16) % 4)[:8])
+    assert rec.mode == "train" and rec.first_layer_weight is None
 
 
 def test_it_records_the_first_conv_layer_at_init():
@@ -266,7 +266,7 @@ def test_it_records_the_first_conv_layer_at_init():
     ctx = RunContext(nodeid="t", seed=1)
     with activate(ctx):
         assert_init_loss(model, torch.randn(8, 1, 8, 8), torch.arange(8) % 4, nn.CrossEntropyLoss())
-    weight = ctx.records[0].details["first_layer_weight"]
+    weight = ctx.records[0].first_layer_weight
     assert torch.equal(weight, model[0].weight)
     assert weight.data_ptr() != model[0].weight.data_ptr()  # a copy, not the live parameter
 

@@ -122,11 +122,11 @@ def test_it_records_losses_predictions_and_the_batch_that_entered_the_model():
         assert_can_overfit(mlp(), x, y, nn.CrossEntropyLoss())
     (rec,) = ctx.records
     assert rec.check == "assert_can_overfit" and rec.passed
-    details = rec.details
-    assert torch.equal(details["batch"], x)
-    assert len(details["losses"]) == details["steps"] + 1
-    assert details["predictions"][0].shape == (8, 4)
-    assert details["prediction_steps"][-1] == details["steps"]
+    record = rec
+    assert torch.equal(record.batch, x)
+    assert len(record.losses) == record.steps + 1
+    assert record.predictions[0].shape == (8, 4)
+    assert record.prediction_steps[-1] == record.steps
 
 
 def test_the_same_seed_gives_the_same_run():
@@ -149,13 +149,13 @@ def test_it_records_targets_optimizer_mode_and_the_trained_first_conv_layer():
     ctx = RunContext(nodeid="t", seed=3)
     with activate(ctx):
         assert_can_overfit(model, x, y, nn.CrossEntropyLoss())
-    details = ctx.records[0].details
-    assert torch.equal(details["targets"], y[:8])  # the samples whose predictions are kept
-    assert details["mode"] == "train" and details["optimizer"] == "Adam(lr=0.01) (default)"
-    weight = details["first_layer_weight"]
+    record = ctx.records[0]
+    assert torch.equal(record.targets, y[:8])  # the samples whose predictions are kept
+    assert record.mode == "train" and record.optimizer == "Adam(lr=0.01) (default)"
+    weight = record.first_layer_weight
     assert weight.shape == (4, 3, 3, 3) and weight.device.type == "cpu"
     assert not torch.equal(weight, init)  # the trained copy's, at the end of training
     assert torch.equal(model[0].weight, init)  # the user's model is untouched
-    series, label, _ = prediction_series(details["predictions"], details["targets"])
-    assert label == "p(true class)" and series.shape == (len(details["prediction_steps"]), 8)
+    series, label, _ = prediction_series(record.predictions, record.targets)
+    assert label == "p(true class)" and series.shape == (len(record.prediction_steps), 8)
     assert series[-1].min() > 0.9  # fit: every shown sample's true class is likely

@@ -80,11 +80,11 @@ def test_the_baseline_records_both_runs_with_the_targets_and_the_optimizer():
     ctx = RunContext(nodeid="t", seed=0)
     with activate(ctx):
         assert_beats_input_independent_baseline(mlp(), x, y, nn.CrossEntropyLoss(), steps=30)
-    details = ctx.records[0].details
-    assert len(details["losses"]) == len(details["baseline_losses"]) == 31
-    assert torch.equal(details["targets"], y) and details["mode"] == "train"
-    assert details["optimizer"] == "Adam(lr=0.01) (default)"
-    assert details["first_layer_weight"] is None  # no conv layer
+    record = ctx.records[0]
+    assert len(record.losses) == len(record.baseline_losses) == 31
+    assert torch.equal(record.targets, y) and record.mode == "train"
+    assert record.optimizer == "Adam(lr=0.01) (default)"
+    assert record.first_layer_weight is None  # no conv layer
 
 
 class TokenModel(nn.Module):

@@ -100,7 +100,7 @@ def test_each_param_group_is_checked_and_the_lrs_recorded():
     ctx = RunContext(nodeid="t", seed=0)
     with activate(ctx), pytest.raises(AssertionError, match=r"learning rate of param group 1"):
         assert_lr_schedule(o, fast, 1000)
-    details = ctx.records[0].details
-    assert len(details["lrs"]) == 1000
+    record = ctx.records[0]
+    assert len(record.lrs) == 1000
     # Under the names the learning-rate picture reads: the run length and the (almost) zero line.
-    assert details["total_steps"] == 1000 and details["floor"] == pytest.approx(0.01 * 0.1)
+    assert record.total_steps == 1000 and record.floor == pytest.approx(0.01 * 0.1)

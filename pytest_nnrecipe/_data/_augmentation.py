@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .. import _context, _messages, _rng, _text_pictures
+from .._records import AugmentationRecord
 from . import _samples
 
 LABEL_TYPES = ("mask", "keypoints", "boxes")
@@ -119,11 +120,12 @@ def assert_augmentation_consistent(
                     failures.append(outcome)
             scores.append(tuple(row))
     passed = not failures
-    _context.record(
-        "assert_augmentation_consistent", getattr(augment, "__qualname__", type(augment).__name__),
-        passed, label_type=kind, pairs=len(pairs), trials=trials, moved=moved_total,
+    _context.record(AugmentationRecord(
+        check="assert_augmentation_consistent",
+        model=getattr(augment, "__qualname__", type(augment).__name__), passed=passed,
+        label_type=kind, pairs=len(pairs), trials=trials, moved=moved_total,
         failed=[(f["pair"], f["seed"]) for f in failures[:8]],
-    )  # fmt: skip
+    ))  # fmt: skip
     if not passed:
         first = failures[0]
         unchanged = [f for f in failures if f["label_unchanged"] and f["moved"]]

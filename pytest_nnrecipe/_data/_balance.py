@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _context, _messages, _text_pictures
+from .._records import BalanceRecord
 from . import _samples
 
 
@@ -109,10 +110,10 @@ def assert_balanced(
     counts = class_counts(source, nan_at)
     if NAN in counts:
         n_nan, n_all = counts[NAN], sum(counts.values())
-        _context.record(
-            "assert_balanced", source.kind, False, n_samples=n_all, nan_labels=n_nan,
-            counts={str(c): v for c, v in counts.items()}, under=[],
-        )  # fmt: skip
+        _context.record(BalanceRecord(
+            check="assert_balanced", model=source.kind, passed=False, n_samples=n_all,
+            nan_labels=n_nan, counts={str(c): v for c, v in counts.items()}, under=[],
+        ))  # fmt: skip
         raise _messages.fail(
             "assert_balanced",
             f"{n_nan} of {n_all} labels are NaN: missing labels, not a class.",
@@ -145,10 +146,12 @@ def assert_balanced(
     shares = _shares(min_share, ordered, k)
     under = [(c, v) for c, v in ordered.items() if v / n < shares[c]]
     passed = not under and not unknown
-    _context.record(
-        "assert_balanced", source.kind, passed, n_samples=n,
+    one_share = set(shares.values())
+    _context.record(BalanceRecord(
+        check="assert_balanced", model=source.kind, passed=passed, n_samples=n,
         counts={str(c): v for c, v in ordered.items()}, under=[str(c) for c, _ in under],
-    )  # fmt: skip
+        min_share=one_share.pop() if len(one_share) == 1 else None,
+    ))  # fmt: skip
     if not passed:
         lines = [
             f"class {c!r}: {v} of {n} samples ({v / n:.2%}), below min_share={shares[c]:.3g} "

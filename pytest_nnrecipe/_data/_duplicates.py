@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import _context, _messages
+from .._records import DisjointRecord, DuplicatesRecord, LabelConflictsRecord
 from . import _samples
 
 #: Pairs kept in a result (all are counted).
@@ -110,10 +111,10 @@ def assert_no_duplicates(
     )
     n, dups, n_groups, pairs = find_duplicates(source, atol)
     passed = dups == 0
-    _context.record(
-        "assert_no_duplicates", source.kind, passed, n_samples=n, n_duplicates=dups,
-        n_groups=n_groups, pairs=pairs[:SHOWN], atol=atol,
-    )  # fmt: skip
+    _context.record(DuplicatesRecord(
+        check="assert_no_duplicates", model=source.kind, passed=passed, n_samples=n,
+        n_duplicates=dups, n_groups=n_groups, pairs=pairs[:SHOWN], atol=atol,
+    ))  # fmt: skip
     if not passed:
         what = "near-duplicates" if atol is not None else "duplicates"
         raise _messages.fail(
@@ -175,10 +176,10 @@ def assert_disjoint(
                     pairs.append(((names[seen[0]], seen[1]), (name, i)))
         sizes.append(n)
     passed = shared == 0
-    _context.record(
-        "assert_disjoint", " / ".join(kinds), passed, names=list(names), sizes=sizes,
-        n_shared=shared, pairs=pairs[:SHOWN], atol=atol,
-    )  # fmt: skip
+    _context.record(DisjointRecord(
+        check="assert_disjoint", model=" / ".join(kinds), passed=passed, names=list(names),
+        sizes=sizes, n_shared=shared, pairs=pairs[:SHOWN], atol=atol,
+    ))  # fmt: skip
     if not passed:
         later = ", ".join(names[1:])
         shown = ", ".join(f"({a} {i}, {b} {j})" for (a, i), (b, j) in pairs[:SHOWN])
@@ -252,10 +253,10 @@ def assert_consistent_labels(
                     (j, i, label_text.get(ld0, "?"), label_text.get(ld, _samples.show(label, 24)))
                 )
     passed = n_conflicts == 0
-    _context.record(
-        "assert_consistent_labels", kind, passed, n_samples=n, n_conflicts=n_conflicts,
-        conflicts=conflicts[:SHOWN], atol=atol,
-    )  # fmt: skip
+    _context.record(LabelConflictsRecord(
+        check="assert_consistent_labels", model=kind, passed=passed, n_samples=n,
+        n_conflicts=n_conflicts, conflicts=conflicts[:SHOWN], atol=atol,
+    ))  # fmt: skip
     if not passed:
         lines = [
             f"sample {i} is labelled {a}, its duplicate sample {j} is labelled {b}"

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import _context, _messages
+from .._records import NormalizationRecord
 from . import _samples
 
 #: Rows of the per-channel table (failing channels first).
@@ -210,11 +211,11 @@ def assert_normalized(
     bad = bad_mean | bad_std
     passed = not bad.any()
     lo, hi = float(moments.min.min()), float(moments.max.max())
-    _context.record(
-        "assert_normalized", source.kind, passed, channels=c, dim=dim,
+    _context.record(NormalizationRecord(
+        check="assert_normalized", model=source.kind, passed=passed, channels=c, dim=dim,
         mean=got_mean.tolist(), std=got_std.tolist(),
         expected_mean=mu.tolist(), expected_std=sigma.tolist(), min=lo, max=hi,
-    )  # fmt: skip
+    ))  # fmt: skip
     if not passed:
         headline, cause = _diagnose(got_mean, got_std, mu, sigma, lo, hi, bad_mean, bad_std,
                                     mean_tol + mean_margin, high - 1)  # fmt: skip

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from .. import _context, _text_pictures
+from .._records import SummaryRecord
 from . import _balance, _samples
 from ._normalization import _Moments
 
@@ -231,10 +232,10 @@ def describe_data(
         text, source.kind, n, tuple(summary), label_counts, dups, tuple(pairs), tuple(outliers),
         tuple(constant),
     )  # fmt: skip
-    _context.record(
-        "describe_data", source.kind, True, n_samples=n, n_duplicates=dups,
+    _context.record(SummaryRecord(
+        check="describe_data", model=source.kind, passed=True, n_samples=n, n_duplicates=dups,
         outliers=[o[0] for o in outliers[:MAX_OUTLIERS]], label_counts=label_counts,
-    )  # fmt: skip
+    ))  # fmt: skip
     if show:
         print(text, file=file if file is not None else sys.stdout)
     return result

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _context, _messages
+from .._records import ValuesRecord
 from . import _samples
 
 #: Offending samples listed in a failure message (all are counted).
@@ -127,11 +128,11 @@ def assert_finite_data(
             bad_samples += hit
     total_bad = sum(counts.values())
     passed = total_bad == 0
-    _context.record(
-        "assert_finite_data", source.kind, passed, n_samples=n, bad_samples=bad_samples,
-        counts={k: v for k, v in counts.items() if v}, low=low, high=high,
-        min=lo if math.isfinite(lo) else None, max=hi if math.isfinite(hi) else None,
-    )  # fmt: skip
+    _context.record(ValuesRecord(
+        check="assert_finite_data", model=source.kind, passed=passed, n_samples=n,
+        bad_samples=bad_samples, counts={k: v for k, v in counts.items() if v}, low=low,
+        high=high, min=lo if math.isfinite(lo) else None, max=hi if math.isfinite(hi) else None,
+    ))  # fmt: skip
     if not passed:
         what = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
         bounds = f" [low={low}, high={high}]" if low is not None or high is not None else ""

@@ -1,7 +1,10 @@
 """From what a check recorded to PNG files: which pictures apply, and what they are called.
 
-Files are named ``<stem>-<check>-<picture>.png`` where ``stem`` is :func:`file_stem` of the
-test's node id. A check called twice in one test gets ``<check>-2``, ``<check>-3``, ...
+The registry (``_registry.CHECKS``) says which pictures a check's records give; each one is
+drawn from the record's attributes when the record has the data for it (a training check that
+failed before its first forward has no batch). Files are named
+``<stem>-<check>-<picture>.png`` where ``stem`` is :func:`file_stem` of the test's node id. A
+check called twice in one test gets ``<check>-2``, ``<check>-3``, ...
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import _registry
+from .._records import (
+    BalanceRecord,
+    CheckRecord,
+    DependencyRecord,
+    ScheduleRecord,
+    TrainingRecord,
+)
 from . import _canvas, _charts, _grids, _matrix
 
-#: Checks whose matrices and batches run along time, not along the batch.
-_TIME_CHECKS = frozenset({"assert_causal"})
-#: Checks whose ``counts`` / ``labels`` are class labels.
-_CLASS_CHECKS = frozenset({"assert_balanced"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: Longest readable part of a stem (the checksum keeps long ids unique).
 MAX_STEM = 96
@@ -44,27 +51,25 @@ def file_stem(nodeid: str) -> str:
 
 
 def write_artifacts(
-    record: Any,
+    record: CheckRecord,
     directory: str | os.PathLike[str],
     stem: str,
     *,
     occurrence: int = 1,
 ) -> list[str]:
-    """Write every picture that ``record`` (a ``CheckRecord`` or a mapping with ``check``,
-    ``model``, ``passed``, ``details``) has data for; return the paths written.
+    """Write every picture that ``record`` has data for; return the paths written.
 
     Raises :class:`PicturesUnavailable` (an ``ImportError``) when a picture applies and
     matplotlib is missing. A picture whose data cannot be drawn is skipped with a warning, so
     one odd tensor never hides the failure it illustrates.
     """
-    check, model, passed, details = _fields(record)
-    jobs = _jobs(check, model, passed, details)
+    jobs = _jobs(record)
     if not jobs:
         return []
     _require_matplotlib()
     out_dir = Path(directory)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = _UNSAFE.sub("_", check) + (f"-{occurrence}" if occurrence > 1 else "")
+    name = _UNSAFE.sub("_", record.check) + (f"-{occurrence}" if occurrence > 1 else "")
     written = []
     for picture, draw in jobs:
         path = out_dir / f"{stem}-{name}-{picture}.png"
@@ -74,7 +79,7 @@ def write_artifacts(
             raise
         except Exception as exc:
             warnings.warn(
-                f"pytest-nnrecipe: could not draw the {picture} picture of {check}: "
+                f"pytest-nnrecipe: could not draw the {picture} picture of {record.check}: "
                 f"{type(exc).__name__}: {exc}",
                 RuntimeWarning,
                 stacklevel=2,
@@ -84,7 +89,7 @@ def write_artifacts(
 
 def write_test_artifacts(
     nodeid: str,
-    records: Iterable[Any],
+    records: Iterable[CheckRecord],
     directory: str | os.PathLike[str],
     *,
     failed_only: bool = True,
@@ -95,150 +100,119 @@ def write_test_artifacts(
     seen: dict[str, int] = {}
     written: list[str] = []
     for rec in records:
-        check, _, passed, _ = _fields(rec)
-        seen[check] = seen.get(check, 0) + 1
-        if failed_only and passed:
+        seen[rec.check] = seen.get(rec.check, 0) + 1
+        if failed_only and rec.passed:
             continue
-        written += write_artifacts(rec, directory, stem, occurrence=seen[check])
+        written += write_artifacts(rec, directory, stem, occurrence=seen[rec.check])
     return written
 
 
 Job = tuple[str, Callable[[Path], str]]
 
 
-def _jobs(check: str, model: str, passed: bool, d: Mapping[str, Any]) -> list[Job]:
-    """(picture name, drawing function) for each picture the details have data for."""
+def _jobs(record: CheckRecord) -> list[Job]:
+    """(picture name, drawing function) for each picture of the check that the record has the
+    data for, in the order the registry lists them."""
+    check = _registry.CHECKS.get(record.check)
+    title = f"{record.check} on {record.model}: {'passed' if record.passed else 'FAILED'}"
     jobs: list[Job] = []
-    verdict = "passed" if passed else "FAILED"
-    title = f"{check} on {model}: {verdict}"
-    along_time = check in _TIME_CHECKS
-    if _present(d, "matrix") and _present(d, "allowed"):
-        unit = "step" if along_time else "sample"
-        jobs.append(
-            (
-                "dependencies",
-                lambda p: _matrix.dependency_matrix(
-                    d["matrix"],
-                    d["allowed"],
-                    p,
-                    inconclusive=d.get("inconclusive"),
-                    rows=str(d.get("rows") or f"output {unit}"),
-                    cols=str(d.get("cols") or f"input {unit}"),
-                    title=_with_facts(title, d),
-                ),
-            )
-        )
-    if _present(d, "losses"):
-        jobs.append(
-            (
-                "loss",
-                lambda p: _charts.loss_curve(
-                    d["losses"],
-                    p,
-                    target=_float_or_none(d.get("target")),
-                    predictions=d.get("predictions"),
-                    prediction_steps=d.get("prediction_steps"),
-                    targets=d.get("targets"),
-                    steps=_int_or_none(d.get("steps")),
-                    baseline=d.get("baseline_losses"),
-                    title=_with_facts(title, d, own_line=True),
-                ),
-            )
-        )
-    if _present(d, "lrs"):
-        jobs.append(
-            (
-                "lr",
-                lambda p: _charts.lr_curve(
-                    d["lrs"],
-                    p,
-                    total_steps=_int_or_none(d.get("total_steps")),
-                    floor=_float_or_none(d.get("floor")),
-                    title=title,
-                ),
-            )
-        )
-    counts = _class_counts(check, d)
-    if counts:
-        jobs.append(
-            (
-                "classes",
-                lambda p: _charts.class_histogram(
-                    counts,
-                    p,
-                    min_share=_float_or_none(d.get("min_share")),
-                    under=d.get("under"),
-                    title=title,
-                ),
-            )
-        )
-    kind = str(d.get("batch_kind") or ("heatmap" if along_time else "auto"))
-    for label, tensor in _batch_tensors(d.get("batch")):
-        name = "batch" if label is None else f"batch-{_UNSAFE.sub('_', label)}"
-        caption = f"{title}\nbatch that entered the model" + (f" ({label})" if label else "")
-        jobs.append((name, functools.partial(_grids.batch, tensor, kind=kind, title=caption)))
-    weight = d.get("first_layer_weight")
-    if weight is None and d.get("model") is not None and not isinstance(d.get("model"), str):
-        weight = _grids.first_conv_weight(d["model"])
-    if weight is not None:
-        jobs.append(
-            (
-                "first-layer",
-                lambda p: _grids.conv_weights(weight, p, title=f"{title}\nfirst-layer weights"),
-            )
-        )
+    for picture in check.pictures if check is not None else ():
+        if picture == _registry.BATCH_PICTURE:
+            jobs += _batch_jobs(record, title)
+            continue
+        draw = _DRAWERS[picture](record, title)
+        if draw is not None:
+            jobs.append((picture, draw))
     return jobs
 
 
-def _fields(record: Any) -> tuple[str, str, bool, Mapping[str, Any]]:
-    if isinstance(record, Mapping):
-        get = record.get
-    else:
+Draw = Callable[[Path], str]
 
-        def get(key: str, default: Any = None) -> Any:
-            return getattr(record, key, default)
 
-    details = get("details", None) or {}
-    if not isinstance(details, Mapping):
-        details = {}
-    return (
-        str(get("check", "check")),
-        str(get("model", "model")),
-        bool(get("passed", False)),
-        details,
+def _dependencies(record: CheckRecord, title: str) -> Draw | None:
+    if not isinstance(record, DependencyRecord) or not _present(record.matrix):
+        return None
+    if not _present(record.allowed):
+        return None
+    return lambda p: _matrix.dependency_matrix(
+        record.matrix,
+        record.allowed,
+        p,
+        inconclusive=record.inconclusive,
+        rows=f"output {record.unit}",
+        cols=f"input {record.unit}",
+        title=_with_facts(title, record),
     )
 
 
-def _present(d: Mapping[str, Any], key: str) -> bool:
-    value = d.get(key)
+def _loss(record: CheckRecord, title: str) -> Draw | None:
+    if not isinstance(record, TrainingRecord) or not _present(record.losses):
+        return None
+    return lambda p: _charts.loss_curve(
+        record.losses,
+        p,
+        target=record.target,
+        predictions=record.predictions,
+        prediction_steps=record.prediction_steps,
+        targets=record.targets,
+        steps=record.steps,
+        baseline=record.baseline_losses,
+        title=_with_facts(title, record, own_line=True),
+    )
+
+
+def _lr(record: CheckRecord, title: str) -> Draw | None:
+    if not isinstance(record, ScheduleRecord) or not _present(record.lrs):
+        return None
+    return lambda p: _charts.lr_curve(
+        record.lrs, p, total_steps=record.total_steps, floor=record.floor, title=title
+    )
+
+
+def _classes(record: CheckRecord, title: str) -> Draw | None:
+    if not isinstance(record, BalanceRecord) or not record.counts:
+        return None
+    counts = {k: float(v) for k, v in record.counts.items()}
+    return lambda p: _charts.class_histogram(
+        counts, p, min_share=record.min_share, under=record.under, title=title
+    )
+
+
+def _first_layer(record: CheckRecord, title: str) -> Draw | None:
+    weight = getattr(record, "first_layer_weight", None)
+    if weight is None:
+        return None
+    return lambda p: _grids.conv_weights(weight, p, title=f"{title}\nfirst-layer weights")
+
+
+def _batch_jobs(record: CheckRecord, title: str) -> list[Job]:
+    """The batch that entered the model: one picture, or one per tensor of a tuple/dict."""
+    kind = "heatmap" if isinstance(record, DependencyRecord) and record.unit == "step" else "auto"
+    jobs: list[Job] = []
+    for label, tensor in _batch_tensors(getattr(record, "batch", None)):
+        name = "batch" if label is None else f"batch-{_UNSAFE.sub('_', label)}"
+        caption = f"{title}\nbatch that entered the model" + (f" ({label})" if label else "")
+        jobs.append((name, functools.partial(_grids.batch, tensor, kind=kind, title=caption)))
+    return jobs
+
+
+#: How each picture is drawn from a record (the batch has :func:`_batch_jobs`).
+_DRAWERS: dict[str, Callable[[CheckRecord, str], Draw | None]] = {
+    _registry.DEPENDENCIES_PICTURE: _dependencies,
+    _registry.LOSS_PICTURE: _loss,
+    _registry.LR_PICTURE: _lr,
+    _registry.CLASSES_PICTURE: _classes,
+    _registry.FIRST_LAYER_PICTURE: _first_layer,
+}
+
+
+def _present(value: Any) -> bool:
     if value is None:
         return False
     try:
         return len(value) > 0
     except TypeError:
         return True
-
-
-def _class_counts(check: str, d: Mapping[str, Any]) -> dict[Any, float]:
-    """Class -> count: ``class_counts``, or ``counts`` of the balance check, or ``labels``.
-
-    Other checks' ``counts`` (e.g. NaN/Inf counts of the finite-data check) are not classes.
-    """
-    counts = d.get("class_counts")
-    if counts is None and check in _CLASS_CHECKS:
-        counts = d.get("counts")
-    if isinstance(counts, Mapping) and counts:
-        return {k: float(v) for k, v in counts.items()}
-    labels = d.get("labels") if check in _CLASS_CHECKS else None
-    if labels is None:
-        return {}
-    import numpy as np
-
-    arr = np.asarray(_canvas.as_array(labels)).reshape(-1)
-    if arr.size == 0:
-        return {}
-    keys, n = np.unique(arr, return_counts=True)
-    return {k.item() if hasattr(k, "item") else k: float(c) for k, c in zip(keys, n, strict=True)}
 
 
 def _batch_tensors(batch: Any) -> list[tuple[str | None, Any]]:
@@ -259,27 +233,14 @@ def _batch_tensors(batch: Any) -> list[tuple[str | None, Any]]:
     ]
 
 
-def _with_facts(title: str, d: Mapping[str, Any], *, own_line: bool = False) -> str:
+def _with_facts(title: str, record: CheckRecord, *, own_line: bool = False) -> str:
     """``title`` with the method, mode and optimizer the check used (on a line of their own
     when ``own_line``: an optimizer description is long)."""
-    facts = [f"{k}={d[k]}" for k in ("method", "mode", "optimizer") if d.get(k) is not None]
-    if not facts:
+    values = {k: getattr(record, k, None) for k in ("method", "mode", "optimizer")}
+    shown = [f"{k}={v}" for k, v in values.items() if v is not None]
+    if not shown:
         return title
-    return title + (f"\n{', '.join(facts)}" if own_line else f" ({', '.join(facts)})")
-
-
-def _float_or_none(v: Any) -> float | None:
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_or_none(v: Any) -> int | None:
-    try:
-        return None if v is None else int(v)
-    except (TypeError, ValueError):
-        return None
+    return title + (f"\n{', '.join(shown)}" if own_line else f" ({', '.join(shown)})")
 
 
 def _require_matplotlib() -> None:

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .. import _context
+from .._records import RecipeRecord
 from . import _steps
 from ._steps import STEP_NAMES, STEPS, Plan, Step, StepResult, make_plan, run_step, skip_reason
 from ._table import CHECK, RecipeResult, failure
@@ -112,13 +113,14 @@ def check_recipe(
         ran_on = [r.model for r in ctx.records[seen:] if r.check != "assert_lr_schedule"]
         model = ran_on[0] if ran_on else _steps.model_name(make_model)
         result = RecipeResult(results, model, time.perf_counter() - start)
-        _context.record(
-            CHECK,
-            model,
-            result.passed,
+        record = RecipeRecord(
+            check=CHECK,
+            model=model,
+            passed=result.passed,
             steps={s.name: s.verdict for s in results},
             seconds={s.name: s.seconds for s in results},
         )
+        _context.record(record)
     if result.passed:
         return result
     raise failure(result, msg)

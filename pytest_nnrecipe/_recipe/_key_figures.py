@@ -1,30 +1,31 @@
 """The key figure of each step, for the table: from the check's result when it passed, from
-what the check recorded (``_context.record``) when it failed."""
+what the check recorded (its typed record, ``_records``) when it failed."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from .._records import CheckRecord, DependencyRecord, ScheduleRecord, TrainingRecord
 
-def figure(name: str, result: Any, record: Any) -> str:
+
+def figure(name: str, result: Any, record: CheckRecord | None) -> str:
     """The step's key figure from the check's result (passed) or its record (failed)."""
-    d = record.details if record is not None else {}
     if name == "init_loss":
         if result is not None:
             return f"init loss {_num(result.loss)} vs {_num(result.expected)} expected"
-        if d.get("losses") and d.get("target") is not None:
-            return f"init loss {_num(d['losses'][0])} vs {_num(d['target'])} expected"
+        if isinstance(record, TrainingRecord) and record.losses and record.target is not None:
+            return f"init loss {_num(record.losses[0])} vs {_num(record.target)} expected"
     elif name == "params_update":
         if result is not None:
             n = len(result.checked)
             ignored = f", {len(result.ignored)} ignored" if result.ignored else ""
             return f"{n} of {n} parameters learn{ignored}"
-        if d.get("failing"):
-            bad = d["failing"]
+        if isinstance(record, TrainingRecord) and record.failing:
+            bad = record.failing
             return f"{len(bad)} do not learn: {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}"
     elif name == "loss_decreases":
-        losses = result.losses if result is not None else d.get("losses")
+        losses = result.losses if result is not None else _losses(record)
         if losses:
             after = list(losses[1:]) or [losses[0]]
             tail = after[-max(1, len(after) // 5) :]
@@ -37,10 +38,10 @@ def figure(name: str, result: Any, record: Any) -> str:
     elif name == "baseline":
         if result is not None:
             real, blind = result.final, result.baseline_final
-        elif d.get("losses") and d.get("baseline_losses"):
+        elif isinstance(record, TrainingRecord) and record.losses and record.baseline_losses:
             from .._training._fit import settle
 
-            real, blind = settle(d["losses"]), settle(d["baseline_losses"])
+            real, blind = settle(record.losses), settle(record.baseline_losses)
         else:
             return ""
         return f"loss {_num(real)} vs {_num(blind)} on zeroed inputs"
@@ -50,22 +51,21 @@ def figure(name: str, result: Any, record: Any) -> str:
                 f"overfit in {result.steps} steps (loss {_num(result.final_loss)} <= "
                 f"{_num(result.target_loss)})"
             )
-        losses = [v for v in d.get("losses", []) if math.isfinite(v)]
-        if losses and d.get("target") is not None:
+        losses = [v for v in _losses(record) if math.isfinite(v)]
+        if isinstance(record, TrainingRecord) and losses and record.target is not None:
             return (
-                f"best loss {_num(min(losses))} in {d.get('steps', len(losses) - 1)} steps, "
-                f"target {_num(d['target'])}"
+                f"best loss {_num(min(losses))} in {record.steps} steps, "
+                f"target {_num(record.target)}"
             )
     elif name in ("batch_mixing", "causal"):
         verb = "mix" if name == "batch_mixing" else "leak"
         if result is not None:
             return f"0 of {result.pairs} pairs {verb}"
-        if d.get("matrix") is not None and d.get("allowed") is not None:
-            bad = d["matrix"] & ~d["allowed"]
-            total = int((~d["allowed"]).sum())
+        if isinstance(record, DependencyRecord):
+            bad = record.matrix & ~record.allowed
+            total = int((~record.allowed).sum())
             rows, cols = bad.nonzero()
-            what = "sample" if name == "batch_mixing" else "step"
-            first = f", e.g. {what} {rows[0]} <- {cols[0]}" if len(rows) else ""
+            first = f", e.g. {record.unit} {rows[0]} <- {cols[0]}" if len(rows) else ""
             return f"{int(bad.sum())} of {total} pairs {verb}{first}"
     elif name == "lr_schedule":
         if result is not None:
@@ -73,10 +73,14 @@ def figure(name: str, result: Any, record: Any) -> str:
                 f"lr peak {result.peak:.3g}, {result.final:.3g} at step {len(result.lrs) - 1}; "
                 "no early collapse"
             )
-        lrs = d.get("lrs")
-        if lrs:
+        if isinstance(record, ScheduleRecord) and record.lrs:
+            lrs = record.lrs
             return f"lr peak {max(lrs):.3g}, {lrs[-1]:.3g} at step {len(lrs) - 1}"
     return ""
+
+
+def _losses(record: CheckRecord | None) -> list[float]:
+    return list(record.losses) if isinstance(record, TrainingRecord) else []
 
 
 def _num(value: float) -> str:

@@ -1,5 +1,6 @@
-"""The recipe's steps, the validated arguments of a run (:class:`Plan`), and one step run on
-a fresh model (:func:`run_step`), which never raises for what the check found."""
+"""The recipe's steps (from the registry of checks), the validated arguments of a run
+(:class:`Plan`), and one step run on a fresh model (:func:`run_step`), which never raises for
+what the check found."""
 
 from __future__ import annotations
 
@@ -10,33 +11,34 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .. import _context, _rng
+from .. import _context, _registry, _rng
 from ._key_figures import figure, first_line, headline
 
 
 @dataclasses.dataclass(frozen=True)
 class Step:
-    """One step of the recipe: its name (for ``checks=``), the check and the recipe's tip."""
+    """One step of the recipe: its name (for ``checks=``), its check, its label in the table,
+    and how the recipe calls it (see ``_registry.RecipeStep``)."""
 
     name: str
     check: str
-    tip: str
+    label: str
+    call: str
+    needs: str | None
 
 
-STEPS: tuple[Step, ...] = (
-    Step("init_loss", "assert_init_loss", "verify loss @ init"),
-    Step("params_update", "assert_params_update", "every parameter learns"),
-    Step("loss_decreases", "assert_loss_decreases", "training loss decreases"),
-    Step("baseline", "assert_beats_input_independent_baseline", "input-indep. baseline"),
-    Step("overfit", "assert_can_overfit", "overfit one batch"),
-    Step("batch_mixing", "assert_no_batch_mixing", "batch independence"),
-    Step("causal", "assert_causal", "causality"),
-    Step("lr_schedule", "assert_lr_schedule", "LR decay schedule"),
+#: The steps, in the recipe's order: the checks of the registry that have one.
+STEPS: tuple[Step, ...] = tuple(
+    Step(step.name, check.name, step.label, step.call, step.needs)
+    for check, step in _registry.recipe_steps()
 )
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
-TRAINING = ("init_loss", "params_update", "loss_decreases", "baseline", "overfit")
-#: Training checks that take ``optimizer=`` (a factory).
-TAKES_OPTIMIZER = ("params_update", "loss_decreases", "baseline", "overfit")
+#: What a step needs, and the argument that gives it, when the user selects it by name.
+_NEEDED = {
+    "time_dim": "time_dim= is not given; pass the inputs' time dimension, e.g. time_dim=1",
+    "scheduler": "scheduler= is not given; pass a factory optimizer -> LR scheduler and "
+    "total_steps=",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,18 +146,11 @@ def make_plan(
             "fresh model), e.g. optimizer=lambda params: torch.optim.Adam(params, lr=1e-3); "
             f"got {type(optimizer).__name__}."
         )
-    wanted = [n for n in ("causal", "lr_schedule") if checks is not None and n in selected]
-    for name in wanted:
-        if name == "causal" and time_dim is None:
-            raise ValueError(
-                "checks= selects 'causal' but time_dim= is not given; pass the inputs' time "
-                "dimension, e.g. time_dim=1."
-            )
-        if name == "lr_schedule" and scheduler is None:
-            raise ValueError(
-                "checks= selects 'lr_schedule' but scheduler= is not given; pass a factory "
-                "optimizer -> LR scheduler and total_steps=."
-            )
+    given = {"time_dim": time_dim, "scheduler": scheduler}
+    for step in STEPS:
+        if checks is not None and step.name in selected and step.needs in _NEEDED:
+            if given[step.needs] is None:
+                raise ValueError(f"checks= selects {step.name!r} but {_NEEDED[step.needs]}.")
     return Plan(
         make_model=factory,
         inputs=inputs,
@@ -265,13 +260,14 @@ def run_step(plan: Plan, name: str) -> StepResult:
 
 def skip_reason(plan: Plan, name: str) -> str | None:
     """Why step ``name`` does not run in this plan, or ``None`` when it runs."""
+    needs = next(s.needs for s in STEPS if s.name == name)
     if name not in plan.selected:
         return "not selected by checks="
-    if name == "causal" and plan.time_dim is None:
+    if needs == "time_dim" and plan.time_dim is None:
         return "no time_dim= given (not a sequence model)"
-    if name == "lr_schedule" and plan.scheduler is None:
+    if needs == "scheduler" and plan.scheduler is None:
         return "no scheduler= factory given"
-    if name == "batch_mixing":
+    if needs == "batch":
         from .._inputs import Inputs
 
         try:
@@ -309,21 +305,21 @@ def _call(plan: Plan, step: Step) -> Any:
     check = getattr(pytest_nnrecipe, step.check)
     kwargs: dict[str, Any] = dict(plan.options.get(step.name, {}))
     model = fresh_model(plan)
-    if step.name == "lr_schedule":
+    if step.call == "schedule":
         from .._training._fit import make_optimizer
 
         params = [p for p in model.parameters() if p.requires_grad]
         opt = make_optimizer(plan.optimizer, params)
         sched = plan.scheduler(opt)
         return check(opt, sched, plan.total_steps, **kwargs)
-    if step.name in TRAINING:
-        if step.name in TAKES_OPTIMIZER and plan.optimizer is not None:
+    if step.call == "training":
+        if "optimizer" in inspect.signature(check).parameters and plan.optimizer is not None:
             kwargs["optimizer"] = plan.optimizer
         kwargs.setdefault("output", plan.loss_output)
         return check(model, plan.inputs, plan.targets, plan.loss_fn, **kwargs)
     kwargs.setdefault("output", plan.output)
     kwargs.setdefault("batch_dim", plan.batch_dim)
-    if step.name == "causal":
+    if step.needs == "time_dim":
         kwargs.setdefault("time_dim", plan.time_dim)
     return check(model, plan.inputs, **kwargs)
 

@@ -51,13 +51,13 @@ class RecipeResult:
 def render_table(steps: Sequence[StepResult]) -> str:
     """One line per step: step, check, verdict, time, key figure (the figure comes last, so
     a long one overflows without breaking the columns)."""
-    tips = {s.name: s.tip for s in STEPS}
+    labels = {s.name: s.label for s in STEPS}
     order = {s.name: i for i, s in enumerate(STEPS, 1)}
     rows = [("step", "check", "verdict", "time", "key figure")]
     for s in steps:
         seconds = "-" if s.verdict == "skipped" else f"{s.seconds:.2f}s"
         rows.append(
-            (f"{order[s.name]} {tips[s.name]}", s.name, s.verdict, seconds, s.figure or "-")
+            (f"{order[s.name]} {labels[s.name]}", s.name, s.verdict, seconds, s.figure or "-")
         )
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     return "\n".join(

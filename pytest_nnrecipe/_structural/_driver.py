@@ -33,6 +33,7 @@ import torch
 from .. import _context, _messages, _state, _text_pictures
 from .. import _dependency as dep
 from .._inputs import Inputs
+from .._records import DependencyRecord, model_name
 from ._verdict import Verdict, confirm_cut, module_types, percent, strength_text
 
 R = TypeVar("R")
@@ -238,19 +239,20 @@ def check(decl: Declaration, req: Request) -> Finding:
     variants = req.variants
     summary = {} if variants is None else {k: variants.summary(v) for k, v in verdicts.items()}
     mode = dep.mode_of(setup.modules, req.train)
-    details: dict[str, Any] = {} if variants is None else {"backends": summary}
-    _context.record(
-        decl.check,
-        req.model,
-        not failing,
+    record = DependencyRecord(
+        check=decl.check,
+        model=model_name(req.model),
+        passed=not failing,
         matrix=shown.depends.copy(),
         allowed=shown.allowed.copy(),
         inconclusive=shown.undecided.copy() if shown.undecided.any() else None,
         method=shown.method,
         mode=mode,
         batch=batch,
-        **details,
+        unit=decl.axis.label,
+        backends=None if variants is None else summary,
     )
+    _context.record(record)
     allowed = decl.allowed(setup.size, setup.size)
     pairs = int((~allowed[np.ix_(setup.chosen, setup.chosen)]).sum())
     if failing:

@@ -25,6 +25,7 @@ from typing import Any
 from .. import _context, _messages, _rng
 from .._inputs import Inputs
 from .._outputs import select
+from .._records import TrainingRecord, model_name
 from . import _losses
 
 DEFAULT_LR = 1e-2
@@ -297,24 +298,40 @@ def train(
     )
 
 
-def run_details(problem: Problem, run: Run) -> dict[str, Any]:
-    """What a training check records of its run (``_context.record(..., **run_details(...))``)
-    for the pictures and the failure section: the curves, a few samples' predictions with
-    their targets, the batch that entered the model, the optimiser, the mode, and the first
-    conv layer's weights at the end of the run. Small: at most :data:`SHOWN_SAMPLES` samples
-    of the predictions and targets, no dataset."""
-    return {
-        "losses": list(run.losses),
-        "steps": run.updates,
-        "grad_norms": list(run.grad_norms),
-        "predictions": run.predictions,
-        "prediction_steps": run.prediction_steps,
-        "targets": shown_targets(problem),
-        "batch": run.batch,
-        "mode": "train",
-        "optimizer": run.optimizer,
-        "first_layer_weight": first_layer_weight(run.model),
-    }
+def record_run(
+    problem: Problem,
+    run: Run,
+    passed: bool,
+    *,
+    target: float | None = None,
+    baseline: Run | None = None,
+    failing: list[str] | None = None,
+) -> None:
+    """Record what a training check saw of its run, for the pictures and the failure section:
+    the curves, a few samples' predictions with their targets, the batch that entered the
+    model, the optimiser, the mode, the first conv layer's weights at the end of the run, and
+    the check's ``target``, ``baseline`` run or ``failing`` parameters. Small: at most
+    :data:`SHOWN_SAMPLES` samples of the predictions and targets, no dataset."""
+    record = TrainingRecord(
+        check=problem.check,
+        model=model_name(problem.model),
+        passed=passed,
+        losses=list(run.losses),
+        steps=run.updates,
+        grad_norms=list(run.grad_norms),
+        predictions=run.predictions,
+        prediction_steps=run.prediction_steps,
+        targets=shown_targets(problem),
+        batch=run.batch,
+        mode="train",
+        optimizer=run.optimizer,
+        first_layer_weight=first_layer_weight(run.model),
+        target=target,
+        failing=failing,
+        baseline_losses=None if baseline is None else list(baseline.losses),
+        baseline_batch=None if baseline is None else baseline.batch,
+    )
+    _context.record(record)
 
 
 def shown_targets(problem: Problem) -> Any:
@@ -503,16 +520,17 @@ def _nonfinite_at_start(problem: Problem, out: Any, loss: Any) -> AssertionError
             "target equal to ignore_index?)"
         )
     value = float(loss.detach())
-    _context.record(
-        problem.check,
-        problem.model,
-        False,
+    record = TrainingRecord(
+        check=problem.check,
+        model=model_name(problem.model),
+        passed=False,
         losses=[value],
         steps=0,
         mode="train",
         targets=shown_targets(problem),
         first_layer_weight=first_layer_weight(problem.model),
     )
+    _context.record(record)
     return _messages.fail(
         problem.check,
         f"the loss at step 0 is {value} before any update.",

@@ -32,6 +32,7 @@ import dataclasses
 from typing import Any
 
 from .. import _context, _messages, _rng
+from .._records import TrainingRecord, model_name
 from .._state import untouched
 from . import _fit, _losses, _sampling
 
@@ -112,10 +113,10 @@ def assert_init_loss(
     noise = allowance.loss if allowance is not None else 0.0
     high_ok = measured - expected <= rtol * scale + noise
     passed = high_ok and (rtol >= 1 or excess >= -rtol)
-    _context.record(
-        CHECK,
-        model,
-        passed,
+    record = TrainingRecord(
+        check=CHECK,
+        model=model_name(model),
+        passed=passed,
         losses=[measured],
         target=expected,
         steps=0,
@@ -128,6 +129,7 @@ def assert_init_loss(
         mode="train",
         first_layer_weight=first_layer,
     )
+    _context.record(record)
     if passed:
         return InitLoss(measured, expected, excess, rtol, name, noise)
     raise _failure(problem, out, measured, expected, excess, rtol, name, optimum, allowance, msg)

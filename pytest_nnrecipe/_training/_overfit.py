@@ -16,7 +16,7 @@ import dataclasses
 import math
 from typing import Any
 
-from .. import _context, _messages, _text_pictures
+from .. import _messages, _text_pictures
 from .._state import untouched
 from . import _fit, _losses, _suspects
 
@@ -74,7 +74,7 @@ def assert_can_overfit(
             stop_below=goal,
             patience=PATIENCE,
         )
-    _context.record(CHECK, model, run.reached, **_fit.run_details(problem, run), target=goal)
+    _fit.record_run(problem, run, run.reached, target=goal)
     if run.reached:
         return Overfit(tuple(run.losses), run.updates, goal, run.losses[-1])
     raise _failure(problem, run, goal, basis, max_steps, msg)

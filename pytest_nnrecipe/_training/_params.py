@@ -17,7 +17,7 @@ import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
-from .. import _context, _messages, _text_pictures
+from .. import _messages, _text_pictures
 from .._state import untouched
 from . import _fit, _suspects
 
@@ -106,9 +106,7 @@ def assert_params_update(
             elif torch.equal(before[name], after[name].detach()):
                 problems.append((name, "value unchanged after one step (grad is fine)"))
     passed = not problems
-    _context.record(
-        CHECK, model, passed, **_fit.run_details(problem, run), failing=[n for n, _ in problems]
-    )
+    _fit.record_run(problem, run, passed, failing=[n for n, _ in problems])
     if passed:
         return ParamsUpdate(tuple(checked), tuple(ignored), run.losses[0])
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}

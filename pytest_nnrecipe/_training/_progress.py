@@ -24,7 +24,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .. import _context, _messages, _text_pictures
+from .. import _messages, _text_pictures
 from .._state import untouched
 from . import _fit, _losses, _suspects
 
@@ -82,13 +82,7 @@ def assert_loss_decreases(
     final = sum(after[-max(1, len(after) // 5) :]) / max(1, len(after[-max(1, len(after) // 5) :]))
     decrease = (initial - final) / abs(initial) if initial else -math.inf
     passed = math.isfinite(final) and decrease >= min_decrease
-    _context.record(
-        DECREASES,
-        model,
-        passed,
-        **_fit.run_details(problem, run),
-        target=initial * (1 - min_decrease),
-    )
+    _fit.record_run(problem, run, passed, target=initial * (1 - min_decrease))
     if passed:
         return LossDecrease(tuple(run.losses), initial, final, decrease)
     evidence = []
@@ -163,15 +157,7 @@ def assert_beats_input_independent_baseline(
     floor = min(floor, final, base) if math.isfinite(final) and math.isfinite(base) else floor
     gap, base_gap = final - floor, base - floor
     passed = math.isfinite(final) and math.isfinite(base) and gap <= margin * base_gap
-    _context.record(
-        BASELINE,
-        model,
-        passed,
-        **_fit.run_details(problem, real),
-        baseline_losses=list(blind.losses),
-        target=floor + margin * base_gap,
-        baseline_batch=blind.batch,
-    )
+    _fit.record_run(problem, real, passed, target=floor + margin * base_gap, baseline=blind)
     if passed:
         return BaselineComparison(tuple(real.losses), tuple(blind.losses), final, base, floor)
     closed = (1 - gap / base_gap) if base_gap > 0 and math.isfinite(gap) else 0.0

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _context, _messages, _text_pictures
+from .._records import ScheduleRecord, model_name
 
 CHECK = "assert_lr_schedule"
 
@@ -105,16 +106,17 @@ def assert_lr_schedule(
     limit = before * total_steps
     bad = [(k, c) for k, c in enumerate(collapses) if c is not None and c < limit]
     passed = not bad and error is None
-    _context.record(
-        CHECK,
-        scheduler,
-        passed,
+    record = ScheduleRecord(
+        check=CHECK,
+        model=model_name(scheduler),
+        passed=passed,
         lrs=list(groups[0]),
         lrs_by_group=[list(g) for g in groups] if len(groups) > 1 else None,
         total_steps=total_steps,
         floor=min_fraction * max(groups[0], default=0.0),
         min_fraction=min_fraction,
     )
+    _context.record(record)
     lrs0 = groups[0]
     if passed:
         return LrSchedule(tuple(lrs0), max(lrs0), lrs0[-1], collapses[0])

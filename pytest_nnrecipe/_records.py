@@ -1,0 +1,230 @@
+"""What a check records of one call: a typed record per kind of check, read by attribute.
+
+Every check call appends one record to the test's run context (``_context.record``): the
+pictures (``_png``) draw from its arrays and curves, the failure section and the recipe report
+(``_report_plugin``, ``_recipe_coverage``) show its small scalars (:meth:`CheckRecord.facts`),
+and ``check_recipe`` reads the key figure of a failed step from it. A renamed field is an
+error where it is read, not a picture that silently goes missing.
+
+Standard library only: the plugin imports this module at load time. Arrays and tensors are
+typed ``Any`` here (NumPy arrays, CPU tensors, detached).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+
+def small(value: Any) -> bool:
+    """A value the report carries across xdist workers: bool, int, finite float, short str."""
+    if value is None or isinstance(value, (bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= 80
+
+
+def model_name(model: object) -> str:
+    """How records name what a check ran on: the model's class (a string is kept as is)."""
+    if isinstance(model, str):
+        return model
+    cls = model if isinstance(model, type) else type(model)
+    if cls.__name__ == "function":
+        return getattr(model, "__qualname__", "function")
+    return cls.__qualname__
+
+
+#: A field that the record keeps for the pictures only, never a fact of the report.
+_NOT_A_FACT = {"fact": False}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CheckRecord:
+    """One call of a check: its name, what it ran on (the model's class), its verdict."""
+
+    check: str
+    model: str
+    passed: bool
+
+    def facts(self) -> dict[str, Any]:
+        """The record's small scalars (see :func:`small`; ``None`` left out), by field name:
+        method, mode, steps, target, ... what the failure section and the report show."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("check", "model", "passed") or not f.metadata.get("fact", True):
+                continue
+            if value is not None and small(value):
+                out[f.name] = value
+        return out
+
+
+# --- the structural checks ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DependencyRecord(CheckRecord):
+    """A structural check: the dependency matrix (rows: output units, columns: input units),
+    which dependencies are allowed, which are inconclusive; how it ran; the batch."""
+
+    matrix: Any
+    allowed: Any
+    inconclusive: Any = None
+    method: str
+    mode: str
+    batch: Any = None
+    #: What a unit is ("sample", "step"): the matrix's rows are ``output <unit>``.
+    unit: str = dataclasses.field(default="sample", metadata=_NOT_A_FACT)
+    #: Each attention backend's verdict (``assert_causal``).
+    backends: dict[str, str] | None = None
+
+
+# --- the training checks --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingRecord(CheckRecord):
+    """A training check: the loss curve (``losses[k]`` after ``k`` updates), its target, a few
+    samples' predictions along the way with their targets, the batch that entered the model,
+    the first conv layer's weights at the end, the optimiser and the mode."""
+
+    losses: list[float]
+    steps: int
+    mode: str = "train"
+    optimizer: str | None = None
+    target: float | None = None
+    grad_norms: list[float] | None = None
+    predictions: list[Any] | None = None
+    prediction_steps: list[int] | None = None
+    targets: Any = None
+    batch: Any = None
+    first_layer_weight: Any = None
+    #: ``assert_init_loss``: the tolerance and the sampling-noise allowance.
+    rtol: float | None = None
+    noise_allowance: float | None = None
+    #: ``assert_params_update``: the parameters that do not learn.
+    failing: list[str] | None = None
+    #: ``assert_beats_input_independent_baseline``: the run on zeroed inputs.
+    baseline_losses: list[float] | None = None
+    baseline_batch: Any = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScheduleRecord(CheckRecord):
+    """``assert_lr_schedule``: the learning rate per step (of the first param group, and of
+    every group when there are several) and the (almost) zero line."""
+
+    lrs: list[float]
+    lrs_by_group: list[list[float]] | None = None
+    total_steps: int
+    floor: float
+    min_fraction: float
+
+
+# --- the data checks ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BalanceRecord(CheckRecord):
+    """``assert_balanced``: samples per class, the classes under their share."""
+
+    n_samples: int
+    counts: dict[str, int]
+    under: list[str]
+    #: The share every class must hold (``None`` when it differs per class).
+    min_share: float | None = None
+    nan_labels: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DuplicatesRecord(CheckRecord):
+    """``assert_no_duplicates``: the repeats found, the first pairs of them."""
+
+    n_samples: int
+    n_duplicates: int
+    n_groups: int
+    pairs: list[Any]
+    atol: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DisjointRecord(CheckRecord):
+    """``assert_disjoint``: the splits, their sizes, the samples they share."""
+
+    names: list[str]
+    sizes: list[int]
+    n_shared: int
+    pairs: list[Any]
+    atol: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LabelConflictsRecord(CheckRecord):
+    """``assert_consistent_labels``: repeated inputs with another label."""
+
+    n_samples: int
+    n_conflicts: int
+    conflicts: list[Any]
+    atol: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValuesRecord(CheckRecord):
+    """``assert_finite_data``: the samples with bad values, counted by kind; the bounds and
+    the range of the finite values."""
+
+    n_samples: int
+    bad_samples: int
+    counts: dict[str, int]
+    low: float | None = None
+    high: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NormalizationRecord(CheckRecord):
+    """``assert_normalized``: per-channel statistics, measured and expected."""
+
+    channels: int
+    dim: int | None
+    mean: list[float]
+    std: list[float]
+    expected_mean: list[float]
+    expected_std: list[float]
+    min: float
+    max: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AugmentationRecord(CheckRecord):
+    """``assert_augmentation_consistent``: the trials and the failing (pair, seed) ones."""
+
+    label_type: str
+    pairs: int
+    trials: int
+    moved: int
+    failed: list[Any]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SummaryRecord(CheckRecord):
+    """``describe_data``: the size, repeats, outliers and labels of the data."""
+
+    n_samples: int
+    n_duplicates: int
+    outliers: list[int]
+    label_counts: dict[Any, int] | None = None
+
+
+# --- the whole recipe -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RecipeRecord(CheckRecord):
+    """``check_recipe``: each step's verdict and time."""
+
+    steps: dict[str, str]
+    seconds: dict[str, float]

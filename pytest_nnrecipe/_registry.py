@@ -1,0 +1,230 @@
+"""The one list of checks: for each, where it lives, its result types, the recipe tip it
+covers, its step in ``check_recipe`` and the pictures its records give.
+
+Everything that lists checks reads them from here: the package's lazy exports and
+``__all__``, the plugin's fixtures (one per check), ``check_recipe``'s steps and table, the
+``--nn-report`` rows and the ``--nn-artifacts`` pictures. Adding a check is its module plus
+one entry in :data:`CHECKS`.
+
+Standard library only, and nothing here imports a check: the plugin reads it at load time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# The recipe's testable tips, in its order: the rows of the --nn-report table. Tips without a
+# check are covered by the session itself (pictures written, Hypothesis tests run).
+DATA = "Become one with the data"
+VISUALIZE_BATCH = "Visualize just before the net"
+INIT = "Verify loss @ init / Init well"
+BASELINE = "Input-independent baseline"
+OVERFIT = "Overfit one batch"
+DECREASING = "Verify decreasing training loss"
+VISUALIZE_DYNAMICS = "Visualize prediction dynamics"
+DEPENDENCIES = "Use backprop to chart dependencies"
+GENERALIZE = "Generalize a special case"
+LR_DECAY = "Don't trust LR decay defaults"
+TIPS = (
+    DATA,
+    VISUALIZE_BATCH,
+    INIT,
+    BASELINE,
+    OVERFIT,
+    DECREASING,
+    VISUALIZE_DYNAMICS,
+    DEPENDENCIES,
+    GENERALIZE,
+    LR_DECAY,
+)
+
+# The PNG pictures a check's records give (--nn-artifacts), by what they show.
+DEPENDENCIES_PICTURE = "dependencies"  # the dependency matrix
+LOSS_PICTURE = "loss"  # the loss curve and the prediction dynamics
+LR_PICTURE = "lr"  # the learning rate over the steps
+CLASSES_PICTURE = "classes"  # the class histogram
+BATCH_PICTURE = "batch"  # the batch that entered the model
+FIRST_LAYER_PICTURE = "first-layer"  # the first conv layer's filters
+STRUCTURAL_PICTURES = (DEPENDENCIES_PICTURE, BATCH_PICTURE)
+TRAINING_PICTURES = (LOSS_PICTURE, BATCH_PICTURE, FIRST_LAYER_PICTURE)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecipeStep:
+    """A check's step in ``check_recipe``.
+
+    ``name``: for ``checks=`` and ``options=``; ``number``: its row in the table (the recipe's
+    order); ``label``: the table's step column; ``call``: how the recipe calls the check
+    (``"training"``: model, inputs, targets, loss; ``"structural"``: model, inputs;
+    ``"schedule"``: an optimizer and scheduler of a fresh model); ``needs``: the argument
+    without which it is skipped (``"time_dim"``, ``"scheduler"``, ``"batch"``: 2 samples).
+    """
+
+    name: str
+    number: int
+    label: str
+    call: str
+    needs: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One public check.
+
+    ``module``: where it is defined (relative to the package); ``results``: the public types
+    it returns, defined there too and exported from the package; ``tip``: the recipe tip it
+    covers in ``--nn-report``; ``group``: a report group of its own for checks that are not
+    about one model; ``step``: its step in ``check_recipe``; ``pictures``: the PNG pictures
+    its records give; ``dynamics``: its loss picture shows prediction dynamics (covers
+    "Visualize prediction dynamics"); ``fixture``: the plugin offers it as a fixture.
+    """
+
+    name: str
+    module: str
+    results: tuple[str, ...] = ()
+    tip: str | None = None
+    group: str | None = None
+    step: RecipeStep | None = None
+    pictures: tuple[str, ...] = ()
+    dynamics: bool = False
+    fixture: bool = True
+
+
+_DATA_GROUP = "data checks"
+_TRAINING = "training"
+
+#: Every public check by name, in the recipe's order.
+CHECKS: dict[str, Check] = {
+    check.name: check
+    for check in (
+        Check(
+            "assert_no_duplicates",
+            "._data._duplicates",
+            ("Duplicates",),
+            DATA,
+            group=_DATA_GROUP,
+        ),
+        Check("assert_disjoint", "._data._duplicates", ("Overlap",), DATA, group=_DATA_GROUP),
+        Check(
+            "assert_consistent_labels",
+            "._data._duplicates",
+            ("LabelConflicts",),
+            DATA,
+            group=_DATA_GROUP,
+        ),
+        Check("assert_finite_data", "._data._values", ("ValueReport",), DATA, group=_DATA_GROUP),
+        Check(
+            "assert_balanced",
+            "._data._balance",
+            ("Balance",),
+            DATA,
+            group=_DATA_GROUP,
+            pictures=(CLASSES_PICTURE,),
+        ),
+        Check(
+            "assert_normalized",
+            "._data._normalization",
+            ("ChannelStats",),
+            DATA,
+            group=_DATA_GROUP,
+        ),
+        Check(
+            "assert_augmentation_consistent",
+            "._data._augmentation",
+            ("AugmentationReport",),
+            DATA,
+            group=_DATA_GROUP,
+        ),
+        Check(
+            "describe_data",
+            "._data._summary",
+            ("DataSummary", "FieldSummary"),
+            DATA,
+            group=_DATA_GROUP,
+        ),
+        Check(
+            "assert_init_loss",
+            "._training._init_loss",
+            ("InitLoss",),
+            INIT,
+            step=RecipeStep("init_loss", 1, "verify loss @ init", _TRAINING),
+            pictures=TRAINING_PICTURES,
+        ),
+        Check(
+            "assert_beats_input_independent_baseline",
+            "._training._progress",
+            ("BaselineComparison",),
+            BASELINE,
+            step=RecipeStep("baseline", 4, "input-indep. baseline", _TRAINING),
+            pictures=TRAINING_PICTURES,
+            dynamics=True,
+        ),
+        Check(
+            "assert_can_overfit",
+            "._training._overfit",
+            ("Overfit",),
+            OVERFIT,
+            step=RecipeStep("overfit", 5, "overfit one batch", _TRAINING),
+            pictures=TRAINING_PICTURES,
+            dynamics=True,
+        ),
+        Check(
+            "assert_loss_decreases",
+            "._training._progress",
+            ("LossDecrease",),
+            DECREASING,
+            step=RecipeStep("loss_decreases", 3, "training loss decreases", _TRAINING),
+            pictures=TRAINING_PICTURES,
+            dynamics=True,
+        ),
+        Check(
+            "assert_params_update",
+            "._training._params",
+            ("ParamsUpdate",),
+            DECREASING,
+            step=RecipeStep("params_update", 2, "every parameter learns", _TRAINING),
+            pictures=TRAINING_PICTURES,
+        ),
+        Check(
+            "assert_no_batch_mixing",
+            "._structural._batch_mixing",
+            ("BatchMixingResult",),
+            DEPENDENCIES,
+            step=RecipeStep("batch_mixing", 6, "batch independence", "structural", "batch"),
+            pictures=STRUCTURAL_PICTURES,
+        ),
+        Check(
+            "assert_causal",
+            "._structural._causal",
+            ("CausalResult",),
+            DEPENDENCIES,
+            step=RecipeStep("causal", 7, "causality", "structural", "time_dim"),
+            pictures=STRUCTURAL_PICTURES,
+        ),
+        Check(
+            "assert_lr_schedule",
+            "._training._schedule",
+            ("LrSchedule",),
+            LR_DECAY,
+            group="learning-rate schedules",
+            step=RecipeStep("lr_schedule", 8, "LR decay schedule", "schedule", "scheduler"),
+            pictures=(LR_PICTURE,),
+        ),
+        Check("check_recipe", "._recipe", ("RecipeResult", "StepResult")),
+    )
+}
+
+
+def recipe_steps() -> list[tuple[Check, RecipeStep]]:
+    """The checks that are steps of ``check_recipe``, in the table's order."""
+    steps = [(c, c.step) for c in CHECKS.values() if c.step is not None]
+    return sorted(steps, key=lambda pair: pair[1].number)
+
+
+def exports() -> dict[str, str]:
+    """Public name -> module that defines it: every check and its result types."""
+    out = {}
+    for check in CHECKS.values():
+        for name in (check.name, *check.results):
+            out[name] = check.module
+    return out
