@@ -115,8 +115,28 @@ def resolve(text: str, config: pytest.Config, base_seed: int = 0) -> Model:
 def _import(text: str, module_part: str, config: pytest.Config) -> tuple[Any, Path | None]:
     if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
         return _import_file(text, module_part, config)
+    module = _import_named(text, module_part)
+    if module is None:  # not on sys.path: try the rootdir and the current directory too
+        for extra in (config.invocation_params.dir, config.rootpath):
+            if str(extra) not in sys.path:
+                sys.path.append(str(extra))
+        module = _import_named(text, module_part)
+    if module is None:
+        raise _usage(
+            text,
+            f"no module named {module_part!r} on sys.path (nor in the rootdir "
+            f"{config.rootpath} or the current directory). Give a dotted module importable "
+            f"from here, or a file path: {_EXAMPLE}.",
+        )
+    file = getattr(module, "__file__", None)
+    return module, Path(file).resolve() if file else None
+
+
+def _import_named(text: str, module_part: str) -> Any:
+    """The module ``module_part``, or ``None`` when it (or a package above it) is not found;
+    a usage error when importing it raises."""
     try:
-        module = _import_dotted(module_part)
+        return _import_dotted(module_part)
     except _ImportFailed as exc:
         raise _usage(text, f"importing {module_part} raised {exc}") from exc.__cause__
     except ModuleNotFoundError as exc:
@@ -124,26 +144,7 @@ def _import(text: str, module_part: str, config: pytest.Config) -> tuple[Any, Pa
             raise _usage(
                 text, f"importing {module_part} raised ModuleNotFoundError: {exc}"
             ) from exc
-        for extra in (config.invocation_params.dir, config.rootpath):
-            if str(extra) not in sys.path:
-                sys.path.append(str(extra))
-        try:
-            module = _import_dotted(module_part)
-        except _ImportFailed as failed:
-            raise _usage(text, f"importing {module_part} raised {failed}") from failed.__cause__
-        except ModuleNotFoundError as again:
-            if not _is_missing(again, module_part):
-                raise _usage(
-                    text, f"importing {module_part} raised ModuleNotFoundError: {again}"
-                ) from again
-            raise _usage(
-                text,
-                f"no module named {module_part!r} on sys.path (nor in the rootdir "
-                f"{config.rootpath} or the current directory). Give a dotted module importable "
-                f"from here, or a file path: {_EXAMPLE}.",
-            ) from again
-    file = getattr(module, "__file__", None)
-    return module, Path(file).resolve() if file else None
+        return None
 
 
 def _import_dotted(name: str) -> Any:

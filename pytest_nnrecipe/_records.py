@@ -139,35 +139,39 @@ class BalanceRecord(CheckRecord):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DuplicatesRecord(CheckRecord):
+class RepeatsRecord(CheckRecord):
+    """A check that compares samples: exactly, or within ``atol``."""
+
+    atol: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DuplicatesRecord(RepeatsRecord):
     """``assert_no_duplicates``: the repeats found, the first pairs of them."""
 
     n_samples: int
     n_duplicates: int
     n_groups: int
     pairs: list[Any]
-    atol: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class DisjointRecord(CheckRecord):
+class DisjointRecord(RepeatsRecord):
     """``assert_disjoint``: the splits, their sizes, the samples they share."""
 
     names: list[str]
     sizes: list[int]
     n_shared: int
     pairs: list[Any]
-    atol: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class LabelConflictsRecord(CheckRecord):
+class LabelConflictsRecord(RepeatsRecord):
     """``assert_consistent_labels``: repeated inputs with another label."""
 
     n_samples: int
     n_conflicts: int
     conflicts: list[Any]
-    atol: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

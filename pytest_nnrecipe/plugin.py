@@ -42,6 +42,8 @@ pytest_plugins = [
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Every ``--nn-*`` option and ``nn_*`` ini key, the sub-plugins' too (read by ``_session``
+    and by the sub-plugin each belongs to)."""
     group = parser.getgroup("nnrecipe", "neural-network recipe checks (pytest-nnrecipe)")
     group.addoption(
         "--nn-gpu",
@@ -68,33 +70,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "nn_artifacts", "directory for pictures of failing checks (relative to the ini file)"
     )
-    group.addoption(
-        "--nn-deterministic",
-        action="store_true",
-        default=False,
-        help="deterministic kernels: torch.use_deterministic_algorithms(True) and "
-        "CUBLAS_WORKSPACE_CONFIG=:4096:8 (ini: nn_deterministic).",
+    _flag(
+        parser,
+        "deterministic",
+        "deterministic kernels: torch.use_deterministic_algorithms(True) and "
+        "CUBLAS_WORKSPACE_CONFIG=:4096:8",
+        ini="deterministic kernels, as --nn-deterministic",
     )
-    parser.addini("nn_deterministic", "deterministic kernels, as --nn-deterministic", type="bool")
     # pictures and the recipe report (_report_plugin)
-    group.addoption(
-        "--nn-artifacts-all",
-        action="store_true",
-        default=False,
-        help="with --nn-artifacts: pictures of every check call, passing ones too "
-        "(ini: nn_artifacts_all).",
+    _flag(
+        parser,
+        "artifacts-all",
+        "with --nn-artifacts: pictures of every check call, passing ones too",
+        ini="pictures of every check call, as --nn-artifacts-all",
     )
-    parser.addini(
-        "nn_artifacts_all", "pictures of every check call, as --nn-artifacts-all", type="bool"
+    _flag(
+        parser,
+        "report",
+        "print the recipe coverage table at the end: which checks ran on which models, which "
+        "recipe steps no test covers; across xdist workers",
+        ini="print the recipe coverage table, as --nn-report",
     )
-    group.addoption(
-        "--nn-report",
-        action="store_true",
-        default=False,
-        help="print the recipe coverage table at the end: which checks ran on which models, "
-        "which recipe steps no test covers; across xdist workers (ini: nn_report).",
-    )
-    parser.addini("nn_report", "print the recipe coverage table, as --nn-report", type="bool")
     # Hypothesis (_hypothesis_plugin)
     group.addoption(
         "--nn-hypothesis-profile",
@@ -118,6 +114,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "MODULE (dotted module or path/to/file.py), with the spec declared on it "
         "(@pytest_nnrecipe.specs.declare). Repeatable. Without test paths, only these run.",
     )
+
+
+def _flag(parser: pytest.Parser, name: str, help: str, *, ini: str) -> None:
+    """``--nn-<name>`` (a switch) and its ini key ``nn_<name>`` (a bool)."""
+    key = "nn_" + name.replace("-", "_")
+    parser.getgroup("nnrecipe").addoption(
+        f"--nn-{name}", action="store_true", default=False, help=f"{help} (ini: {key})."
+    )
+    parser.addini(key, ini, type="bool")
 
 
 # --- configure ----------------------------------------------------------------------------

@@ -72,13 +72,7 @@ def loss_curve(
     if log:
         ax.set_yscale("log")
     if target is not None and math.isfinite(target):
-        ax.axhline(
-            target,
-            color=_canvas.TARGET,
-            linestyle="--",
-            linewidth=1.2,
-            label=f"target {target:.4g}",
-        )
+        _dashed(ax.axhline, target, _canvas.TARGET, f"target {target:.4g}")
         hit = np.nonzero(finite & (loss <= target))[0]
         if hit.size:
             ax.axvline(hit[0], color=_canvas.TARGET, linewidth=0.8, alpha=0.6)
@@ -148,13 +142,7 @@ def lr_curve(
     if _canvas.log_scale(lr):
         ax.set_yscale("log")
     if floor is not None and math.isfinite(floor):
-        ax.axhline(
-            floor,
-            color=_canvas.FORBIDDEN,
-            linestyle="--",
-            linewidth=1.0,
-            label=f"(almost) zero below {floor:.3g}",
-        )
+        _dashed(ax.axhline, floor, _canvas.FORBIDDEN, f"(almost) zero below {floor:.3g}", 1.0)
         below = np.nonzero(np.isfinite(lr) & (lr <= floor))[0]
         if below.size:
             ax.axvspan(
@@ -165,13 +153,7 @@ def lr_curve(
                 label=f"(almost) zero from step {below[0]}",
             )
     if total_steps is not None:
-        ax.axvline(
-            total_steps,
-            color=_canvas.TARGET,
-            linestyle="--",
-            linewidth=1.2,
-            label=f"total_steps={total_steps}",
-        )
+        _dashed(ax.axvline, total_steps, _canvas.TARGET, f"total_steps={total_steps}")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     ax.grid(True, alpha=0.3)
@@ -216,12 +198,8 @@ def class_histogram(
     handles = []
     if need is not None:
         handles.append(
-            ax.axhline(
-                need,
-                color=_canvas.TARGET,
-                linestyle="--",
-                linewidth=1.2,
-                label=f"min_share={min_share:g} ({need:.4g} samples)",
+            _dashed(
+                ax.axhline, need, _canvas.TARGET, f"min_share={min_share:g} ({need:.4g} samples)"
             )
         )
     if _canvas.FORBIDDEN in colours:
@@ -241,6 +219,11 @@ def class_histogram(
         sub += f"; smallest: class {low[0]} with {float(low[1]):g} ({float(low[1]) / total:.1%})"
     fig.suptitle(f"{title or 'class histogram'}\n{sub}", fontsize=10)
     return _canvas.save(fig, path)
+
+
+def _dashed(draw: Any, at: float, colour: str, label: str, width: float = 1.2) -> Any:
+    """A dashed reference line drawn by ``draw`` (``ax.axhline``, ``ax.axvline``) at ``at``."""
+    return draw(at, color=colour, linestyle="--", linewidth=width, label=label)
 
 
 def prediction_series(predictions: Any, targets: Any = None) -> tuple[Any, str, Any] | None:
