@@ -56,32 +56,42 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._data._augmentation import AugmentationReport, assert_augmentation_consistent
-    from ._data._balance import Balance, assert_balanced
-    from ._data._duplicates import (
-        Duplicates,
-        LabelConflicts,
-        Overlap,
-        assert_consistent_labels,
-        assert_disjoint,
-        assert_no_duplicates,
-    )
-    from ._data._normalization import ChannelStats, assert_normalized
-    from ._data._summary import DataSummary, FieldSummary, describe_data
-    from ._data._values import ValueReport, assert_finite_data
+    from ._data._augmentation import assert_augmentation_consistent
+    from ._data._balance import assert_balanced
+    from ._data._duplicates import assert_consistent_labels, assert_disjoint, assert_no_duplicates
+    from ._data._normalization import assert_normalized
+    from ._data._summary import describe_data
+    from ._data._values import assert_finite_data
     from ._recipe import RecipeResult, StepResult, check_recipe
-    from ._structural._batch_mixing import BatchMixingResult, assert_no_batch_mixing
-    from ._structural._causal import CausalResult, assert_causal
-    from ._training._init_loss import InitLoss, assert_init_loss
-    from ._training._overfit import Overfit, assert_can_overfit
-    from ._training._params import ParamsUpdate, assert_params_update
-    from ._training._progress import (
+    from ._results import (
+        AugmentationReport,
+        Balance,
         BaselineComparison,
+        BatchMixingResult,
+        CausalResult,
+        ChannelStats,
+        DataSummary,
+        Duplicates,
+        FieldSummary,
+        InitLoss,
+        LabelConflicts,
         LossDecrease,
+        LrSchedule,
+        Overfit,
+        Overlap,
+        ParamsUpdate,
+        ValueReport,
+    )
+    from ._structural._batch_mixing import assert_no_batch_mixing
+    from ._structural._causal import assert_causal
+    from ._training._init_loss import assert_init_loss
+    from ._training._overfit import assert_can_overfit
+    from ._training._params import assert_params_update
+    from ._training._progress import (
         assert_beats_input_independent_baseline,
         assert_loss_decreases,
     )
-    from ._training._schedule import LrSchedule, assert_lr_schedule
+    from ._training._schedule import assert_lr_schedule
 
 
 def __getattr__(name: str) -> Any:

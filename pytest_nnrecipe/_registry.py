@@ -45,7 +45,6 @@ LR_PICTURE = "lr"  # the learning rate over the steps
 CLASSES_PICTURE = "classes"  # the class histogram
 BATCH_PICTURE = "batch"  # the batch that entered the model
 FIRST_LAYER_PICTURE = "first-layer"  # the first conv layer's filters
-STRUCTURAL_PICTURES = (DEPENDENCIES_PICTURE, BATCH_PICTURE)
 TRAINING_PICTURES = (LOSS_PICTURE, BATCH_PICTURE, FIRST_LAYER_PICTURE)
 
 
@@ -72,7 +71,8 @@ class Check:
     """One public check.
 
     ``module``: where it is defined (relative to the package); ``results``: the public types
-    it returns, defined there too and exported from the package; ``tip``: the recipe tip it
+    it returns, exported from the package and defined in ``results_module`` (the module of
+    every result type, ``_results``, unless said otherwise); ``tip``: the recipe tip it
     covers in ``--nn-report``; ``group``: a report group of its own for checks that are not
     about one model; ``step``: its step in ``check_recipe``; ``pictures``: the PNG pictures
     its records give; ``dynamics``: its loss picture shows prediction dynamics (covers
@@ -88,129 +88,113 @@ class Check:
     pictures: tuple[str, ...] = ()
     dynamics: bool = False
     fixture: bool = True
+    results_module: str = "._results"
 
 
-_DATA_GROUP = "data checks"
+def _data(name: str, module: str, *results: str, pictures: tuple[str, ...] = ()) -> Check:
+    """A data check: covers "become one with the data", reported in the data checks' group."""
+    return Check(name, f"._data.{module}", results, DATA, "data checks", pictures=pictures)
+
+
+def _training(
+    name: str, module: str, result: str, tip: str, step: RecipeStep, *, dynamics: bool = False
+) -> Check:
+    """A training check: a step of the recipe, pictures of its run."""
+    return Check(
+        name,
+        f"._training.{module}",
+        (result,),
+        tip,
+        step=step,
+        pictures=TRAINING_PICTURES,
+        dynamics=dynamics,
+    )
+
+
+def _structural(name: str, module: str, result: str, step: RecipeStep) -> Check:
+    """A structural check: charts dependencies, pictures of its matrix and batch."""
+    return Check(
+        name, f"._structural.{module}", (result,), DEPENDENCIES, step=step, pictures=STRUCTURAL
+    )
+
+
+STRUCTURAL = (DEPENDENCIES_PICTURE, BATCH_PICTURE)
 _TRAINING = "training"
 
 #: Every public check by name, in the recipe's order.
 CHECKS: dict[str, Check] = {
     check.name: check
     for check in (
-        Check(
-            "assert_no_duplicates",
-            "._data._duplicates",
-            ("Duplicates",),
-            DATA,
-            group=_DATA_GROUP,
-        ),
-        Check("assert_disjoint", "._data._duplicates", ("Overlap",), DATA, group=_DATA_GROUP),
-        Check(
-            "assert_consistent_labels",
-            "._data._duplicates",
-            ("LabelConflicts",),
-            DATA,
-            group=_DATA_GROUP,
-        ),
-        Check("assert_finite_data", "._data._values", ("ValueReport",), DATA, group=_DATA_GROUP),
-        Check(
-            "assert_balanced",
-            "._data._balance",
-            ("Balance",),
-            DATA,
-            group=_DATA_GROUP,
-            pictures=(CLASSES_PICTURE,),
-        ),
-        Check(
-            "assert_normalized",
-            "._data._normalization",
-            ("ChannelStats",),
-            DATA,
-            group=_DATA_GROUP,
-        ),
-        Check(
-            "assert_augmentation_consistent",
-            "._data._augmentation",
-            ("AugmentationReport",),
-            DATA,
-            group=_DATA_GROUP,
-        ),
-        Check(
-            "describe_data",
-            "._data._summary",
-            ("DataSummary", "FieldSummary"),
-            DATA,
-            group=_DATA_GROUP,
-        ),
-        Check(
+        _data("assert_no_duplicates", "_duplicates", "Duplicates"),
+        _data("assert_disjoint", "_duplicates", "Overlap"),
+        _data("assert_consistent_labels", "_duplicates", "LabelConflicts"),
+        _data("assert_finite_data", "_values", "ValueReport"),
+        _data("assert_balanced", "_balance", "Balance", pictures=(CLASSES_PICTURE,)),
+        _data("assert_normalized", "_normalization", "ChannelStats"),
+        _data("assert_augmentation_consistent", "_augmentation", "AugmentationReport"),
+        _data("describe_data", "_summary", "DataSummary", "FieldSummary"),
+        _training(
             "assert_init_loss",
-            "._training._init_loss",
-            ("InitLoss",),
+            "_init_loss",
+            "InitLoss",
             INIT,
-            step=RecipeStep("init_loss", 1, "verify loss @ init", _TRAINING),
-            pictures=TRAINING_PICTURES,
+            RecipeStep("init_loss", 1, "verify loss @ init", _TRAINING),
         ),
-        Check(
+        _training(
             "assert_beats_input_independent_baseline",
-            "._training._progress",
-            ("BaselineComparison",),
+            "_progress",
+            "BaselineComparison",
             BASELINE,
-            step=RecipeStep("baseline", 4, "input-indep. baseline", _TRAINING),
-            pictures=TRAINING_PICTURES,
+            RecipeStep("baseline", 4, "input-indep. baseline", _TRAINING),
             dynamics=True,
         ),
-        Check(
+        _training(
             "assert_can_overfit",
-            "._training._overfit",
-            ("Overfit",),
+            "_overfit",
+            "Overfit",
             OVERFIT,
-            step=RecipeStep("overfit", 5, "overfit one batch", _TRAINING),
-            pictures=TRAINING_PICTURES,
+            RecipeStep("overfit", 5, "overfit one batch", _TRAINING),
             dynamics=True,
         ),
-        Check(
+        _training(
             "assert_loss_decreases",
-            "._training._progress",
-            ("LossDecrease",),
+            "_progress",
+            "LossDecrease",
             DECREASING,
-            step=RecipeStep("loss_decreases", 3, "training loss decreases", _TRAINING),
-            pictures=TRAINING_PICTURES,
+            RecipeStep("loss_decreases", 3, "training loss decreases", _TRAINING),
             dynamics=True,
         ),
-        Check(
+        _training(
             "assert_params_update",
-            "._training._params",
-            ("ParamsUpdate",),
+            "_params",
+            "ParamsUpdate",
             DECREASING,
-            step=RecipeStep("params_update", 2, "every parameter learns", _TRAINING),
-            pictures=TRAINING_PICTURES,
+            RecipeStep("params_update", 2, "every parameter learns", _TRAINING),
         ),
-        Check(
+        _structural(
             "assert_no_batch_mixing",
-            "._structural._batch_mixing",
-            ("BatchMixingResult",),
-            DEPENDENCIES,
-            step=RecipeStep("batch_mixing", 6, "batch independence", "structural", "batch"),
-            pictures=STRUCTURAL_PICTURES,
+            "_batch_mixing",
+            "BatchMixingResult",
+            RecipeStep("batch_mixing", 6, "batch independence", "structural", "batch"),
         ),
-        Check(
+        _structural(
             "assert_causal",
-            "._structural._causal",
-            ("CausalResult",),
-            DEPENDENCIES,
-            step=RecipeStep("causal", 7, "causality", "structural", "time_dim"),
-            pictures=STRUCTURAL_PICTURES,
+            "_causal",
+            "CausalResult",
+            RecipeStep("causal", 7, "causality", "structural", "time_dim"),
         ),
         Check(
             "assert_lr_schedule",
             "._training._schedule",
             ("LrSchedule",),
             LR_DECAY,
-            group="learning-rate schedules",
-            step=RecipeStep("lr_schedule", 8, "LR decay schedule", "schedule", "scheduler"),
-            pictures=(LR_PICTURE,),
+            "learning-rate schedules",
+            RecipeStep("lr_schedule", 8, "LR decay schedule", "schedule", "scheduler"),
+            (LR_PICTURE,),
         ),
-        Check("check_recipe", "._recipe", ("RecipeResult", "StepResult")),
+        Check(
+            "check_recipe", "._recipe", ("RecipeResult", "StepResult"), results_module="._recipe"
+        ),
     )
 }
 
@@ -225,6 +209,6 @@ def exports() -> dict[str, str]:
     """Public name -> module that defines it: every check and its result types."""
     out = {}
     for check in CHECKS.values():
-        for name in (check.name, *check.results):
-            out[name] = check.module
+        out[check.name] = check.module
+        out.update(dict.fromkeys(check.results, check.results_module))
     return out

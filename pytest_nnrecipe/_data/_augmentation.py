@@ -27,7 +27,6 @@ input's spatial dims are ``spatial_dims`` (default ``(-2, -1)``: H, W last) befo
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 
 from .. import _context, _messages, _rng, _text_pictures
 from .._records import AugmentationRecord
+from .._results import AugmentationReport
 from . import _samples
 
 LABEL_TYPES = ("mask", "keypoints", "boxes")
@@ -42,20 +42,6 @@ LABEL_TYPES = ("mask", "keypoints", "boxes")
 MAX_LAYERS = 8
 #: Half-size of the square painted at each keypoint (a 3 x 3 square).
 KEYPOINT_RADIUS = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentationReport:
-    """What :func:`assert_augmentation_consistent` measured.
-
-    ``scores``: per pair and trial, the IoU (masks/boxes) or the largest keypoint distance
-    in pixels; ``moved``: trials in which the augmentation moved the input at all.
-    """
-
-    n_pairs: int
-    trials: int
-    moved: int
-    scores: tuple[tuple[float, ...], ...]
 
 
 def assert_augmentation_consistent(

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _context, _messages, _text_pictures
 from .._records import BalanceRecord
+from .._results import Balance
 from . import _samples
 
-
-@dataclasses.dataclass(frozen=True)
-class Balance:
-    """What :func:`assert_balanced` measured: per-class counts and the share each needed."""
-
-    n_samples: int
-    counts: dict[Any, int]
-    min_share: dict[Any, float]
-
-    @property
-    def ratio(self) -> float:
-        """Largest class count / smallest class count (inf when a class is empty)."""
-        vals: list[int] = list(self.counts.values())
-        small = min(vals, default=0)
-        return max(vals) / small if small else float("inf")
-
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Data
 
 #: The one key every NaN label is counted under (NaN != NaN, so each would be its own class).
 NAN = float("nan")
@@ -85,7 +71,7 @@ def class_of(label: Any, index: int) -> Any:
 
 
 def assert_balanced(
-    labels: Any,
+    labels: Data,
     *,
     min_share: float | Mapping[Any, float] | None = None,
     classes: Iterable[Any] | None = None,

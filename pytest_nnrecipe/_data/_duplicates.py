@@ -14,50 +14,21 @@ tolerance mode as "no near-duplicates found", and exact mode as a guarantee.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _context, _messages
 from .._records import DisjointRecord, DuplicatesRecord, LabelConflictsRecord
+from .._results import Duplicates, LabelConflicts, Overlap
 from . import _samples
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Data
 
 #: Pairs kept in a result (all are counted).
 MAX_PAIRS = 1000
 #: Pairs listed in a failure message.
 SHOWN = 8
-
-
-@dataclasses.dataclass(frozen=True)
-class Duplicates:
-    """What :func:`assert_no_duplicates` measured. ``pairs``: (first index, later index)."""
-
-    n_samples: int
-    n_duplicates: int
-    n_groups: int
-    pairs: tuple[tuple[int, int], ...]
-    atol: float | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Overlap:
-    """What :func:`assert_disjoint` measured. ``pairs``: ((split, index), (split, index))."""
-
-    names: tuple[str, ...]
-    sizes: tuple[int, ...]
-    n_shared: int
-    pairs: tuple[tuple[tuple[str, int], tuple[str, int]], ...]
-    atol: float | None
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelConflicts:
-    """What :func:`assert_consistent_labels` measured. ``conflicts``: (i, j, label i, label j)."""
-
-    n_samples: int
-    n_conflicts: int
-    conflicts: tuple[tuple[int, int, str, str], ...]
-    atol: float | None
 
 
 def digests(source: _samples.Source, atol: float | None = None) -> Iterator[tuple[int, bytes]]:
@@ -90,7 +61,7 @@ def find_duplicates(
 
 
 def assert_no_duplicates(
-    data: Any,
+    data: Data,
     *,
     atol: float | None = None,
     key: Callable[[Any], Any] | None = None,
@@ -134,8 +105,8 @@ def assert_no_duplicates(
 
 
 def assert_disjoint(
-    train: Any,
-    test: Any,
+    train: Data,
+    test: Data,
     *more: Any,
     names: tuple[str, ...] | None = None,
     atol: float | None = None,
@@ -203,8 +174,8 @@ def assert_disjoint(
 
 
 def assert_consistent_labels(
-    inputs: Any,
-    labels: Any = None,
+    inputs: Data,
+    labels: Data | None = None,
     *,
     atol: float | None = None,
     key: Callable[[Any], Any] | None = None,

@@ -26,17 +26,20 @@ std, or swapped channels (RGB vs BGR).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _context, _messages
 from .._records import NormalizationRecord
+from .._results import ChannelStats
 from . import _samples
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Data
 
 #: Rows of the per-channel table (failing channels first).
 MAX_ROWS = 16
@@ -62,20 +65,7 @@ def sampling_margin(n: int, channels: int) -> tuple[float, float, float]:
     return z / math.sqrt(n), math.sqrt(chi2(-z) / n), math.sqrt(chi2(z) / n)
 
 
-@dataclasses.dataclass(frozen=True)
-class ChannelStats:
-    """What :func:`assert_normalized` measured, one entry per channel along ``dim``."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    min: tuple[float, ...]
-    max: tuple[float, ...]
-    expected_mean: tuple[float, ...]
-    expected_std: tuple[float, ...]
-    n_values: int
-
-
-class _Moments:
+class Moments:
     """Streaming per-channel count, mean, M2, min and max (Chan et al. parallel merge)."""
 
     def __init__(self, channels: int) -> None:
@@ -107,9 +97,9 @@ class _Moments:
 
 def channel_moments(
     source: _samples.Source, dim: int | None, *, batched: bool
-) -> tuple[_Moments, int | None]:
+) -> tuple[Moments, int | None]:
     """Per-channel moments of a data source; ``dim`` counts the batch/sample dim as 0."""
-    moments: _Moments | None = None
+    moments: Moments | None = None
     channels: int | None = None
     first_index: int | None = None
 
@@ -139,7 +129,7 @@ def channel_moments(
                 )
             flat = np.moveaxis(x, dim, 0).astype(np.float64, copy=False).reshape(c, -1)
         if moments is None:
-            moments = _Moments(flat.shape[0])
+            moments = Moments(flat.shape[0])
         moments.add(flat)
 
     if source.is_array:
@@ -159,7 +149,7 @@ def channel_moments(
 
 
 def assert_normalized(
-    batch: Any,
+    batch: Data,
     *,
     mean: float | Sequence[float] | Any = 0.0,
     std: float | Sequence[float] | Any = 1.0,

@@ -17,18 +17,21 @@ from __future__ import annotations
 import array
 import collections
 import contextlib
-import dataclasses
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
 from .. import _context, _text_pictures
 from .._records import SummaryRecord
+from .._results import DataSummary, FieldSummary
 from . import _balance, _samples
-from ._normalization import _Moments
+from ._normalization import Moments
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Data
 
 #: Distinct values above which a field is not shown as a class histogram.
 MAX_CLASSES = 100
@@ -42,43 +45,6 @@ SAMPLE_STATS = ("mean", "std", "min", "max")
 MIN_DISTINCT = 5
 
 
-@dataclasses.dataclass(frozen=True)
-class FieldSummary:
-    """One leaf of the samples: ``""`` for plain tensors, ``"[0]"``, ``"['image']"``..."""
-
-    path: str
-    dtypes: dict[str, int]
-    shapes: dict[tuple[int, ...], int]
-    mean: float
-    std: float
-    min: float
-    max: float
-    nan: int
-    inf: int
-    feature_mean: tuple[float, ...] | None
-    feature_std: tuple[float, ...] | None
-    repeats: int = 0
-    repeat_pairs: tuple[tuple[int, int], ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSummary:
-    """What :func:`describe_data` found; ``str()`` gives the table."""
-
-    text: str
-    kind: str
-    n_samples: int
-    fields: tuple[FieldSummary, ...]
-    label_counts: dict[Any, int] | None
-    n_duplicates: int
-    duplicate_pairs: tuple[tuple[int, int], ...]
-    outliers: tuple[tuple[int, str, str, float, float], ...]
-    constant_features: tuple[tuple[str, int], ...]
-
-    def __str__(self) -> str:
-        return self.text
-
-
 class _Field:
     """Streaming accumulator of one leaf."""
 
@@ -86,8 +52,8 @@ class _Field:
         self.path = path
         self.dtypes: collections.Counter[str] = collections.Counter()
         self.shapes: collections.Counter[tuple[int, ...]] = collections.Counter()
-        self.total = _Moments(1)
-        self.features: _Moments | None = None
+        self.total = Moments(1)
+        self.features: Moments | None = None
         self.features_ok = True
         self.nan = self.inf = 0
         self.index = array.array("q")
@@ -134,7 +100,7 @@ class _Field:
         if len(shape) >= 1 and self.features_ok:
             f = shape[0]
             if self.features is None:
-                self.features = _Moments(f)
+                self.features = Moments(f)
             if len(self.features.mean) != f:
                 self.features_ok = False
             elif len(clean):
@@ -165,7 +131,7 @@ class _Field:
 
 
 def describe_data(
-    data: Any,
+    data: Data,
     *,
     labels: Any = None,
     key: Callable[[Any], Any] | None = None,

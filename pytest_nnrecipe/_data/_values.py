@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import _context, _messages
 from .._records import ValuesRecord
+from .._results import ValueReport
 from . import _samples
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Data
 
 #: Offending samples listed in a failure message (all are counted).
 SHOWN = 8
 
 
-@dataclasses.dataclass(frozen=True)
-class ValueReport:
-    """What :func:`assert_finite_data` measured (over numeric leaves of the samples read)."""
-
-    n_samples: int
-    n_values: int
-    min: float
-    max: float
-    low: float | None
-    high: float | None
-
-
 def assert_finite_data(
-    data: Any,
+    data: Data,
     *,
     low: float | None = None,
     high: float | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from ._artifacts import file_stem, write_artifacts, write_test_artifacts
 from ._canvas import PicturesUnavailable
 from ._charts import class_histogram, loss_curve, lr_curve
-from ._grids import batch, conv_weights, first_conv_weight, looks_like_images
+from ._grids import batch, conv_weights, looks_like_images
 from ._matrix import dependency_matrix
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "conv_weights",
     "dependency_matrix",
     "file_stem",
-    "first_conv_weight",
     "looks_like_images",
     "loss_curve",
     "lr_curve",

@@ -98,21 +98,6 @@ def conv_weights(
     return _canvas.save(fig, path)
 
 
-def first_conv_weight(model: Any) -> Any:
-    """A CPU copy of the weight of the first ``Conv1d``/``Conv2d`` module of ``model`` (the
-    ones :func:`conv_weights` draws), or None."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return None
-    if not isinstance(model, torch.nn.Module):
-        return None
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)) and module.weight is not None:
-            return module.weight.detach().cpu().clone()
-    return None
-
-
 def _image_tiles(arr: Any) -> list[Any]:
     import numpy as np
 

@@ -29,14 +29,26 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import _context
 from .._records import RecipeRecord
 from . import _steps
 from ._steps import STEP_NAMES, STEPS, Plan, Step, StepResult, make_plan, run_step, skip_reason
 from ._table import CHECK, RecipeResult, failure
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .._types import (
+        LossFunction,
+        ModelFactory,
+        ModelInputs,
+        OptimizerFactory,
+        OutputSelector,
+        SchedulerFactory,
+    )
 
 __all__ = [
     "STEPS",
@@ -53,18 +65,18 @@ __all__ = [
 
 
 def check_recipe(
-    make_model: Any,
-    inputs: Any,
+    make_model: ModelFactory | torch.nn.Module,
+    inputs: ModelInputs,
     targets: Any,
-    loss_fn: Any,
+    loss_fn: LossFunction,
     *,
     time_dim: int | None = None,
     checks: str | Sequence[str] | None = None,
-    optimizer: Callable[[Any], Any] | None = None,
-    scheduler: Callable[[Any], Any] | None = None,
+    optimizer: OptimizerFactory | None = None,
+    scheduler: SchedulerFactory | None = None,
     total_steps: int | None = None,
-    output: Any = None,
-    loss_output: Any = None,
+    output: OutputSelector = None,
+    loss_output: OutputSelector = None,
     batch_dim: int = 0,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     msg: str | None = None,

@@ -12,42 +12,29 @@ perturbation.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .. import _dependency as dep
+from .._results import BatchMixingResult
 from . import _driver, _verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Method, Model, ModelInputs, OutputSelector
 
 CHECK = "assert_no_batch_mixing"
 
 
-@dataclasses.dataclass(frozen=True)
-class BatchMixingResult:
-    """What a passing check measured.
-
-    ``matrix[i, j]``: output sample ``i`` depends on input sample ``j`` (off the diagonal all
-    ``False`` when it passes); ``checked[i, j]``: the pair was covered (``samples=``).
-    """
-
-    matrix: np.ndarray
-    checked: np.ndarray
-    method: str
-    mode: str
-    samples: tuple[int, ...]
-    pairs: int
-
-
 def assert_no_batch_mixing(
-    model: Any,
-    inputs: Any,
+    model: Model,
+    inputs: ModelInputs,
     *,
     batch_dim: int = 0,
-    output: Any = None,
-    method: str = "auto",
+    output: OutputSelector = None,
+    method: Method = "auto",
     output_batch_dim: int | None = None,
     samples: int | Sequence[int] | None = None,
     train: bool = False,

@@ -19,15 +19,18 @@ another. The driver (:mod:`._driver`) does the rest; this module declares what i
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 
 from .. import _dependency as dep
+from .._results import CausalResult
 from . import _driver, _verdict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Method, Model, ModelInputs, OutputSelector
 
 CHECK = "assert_causal"
 #: Public backend names -> ``torch.nn.attention.SDPBackend`` member names.
@@ -39,32 +42,14 @@ BACKENDS = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class CausalResult:
-    """What a passing check measured.
-
-    ``matrix[t, t']``: output step ``t`` depends on input step ``t'``, measured where
-    ``checked`` is true: every forbidden pair ``t < t'`` among the checked positions (all
-    ``False`` when it passes). ``backends`` maps each attention backend run to its verdict.
-    """
-
-    matrix: np.ndarray
-    checked: np.ndarray
-    method: str
-    mode: str
-    positions: tuple[int, ...]
-    pairs: int
-    backends: dict[str, str]
-
-
 def assert_causal(
-    model: Any,
-    inputs: Any,
+    model: Model,
+    inputs: ModelInputs,
     *,
     time_dim: int = 1,
     batch_dim: int = 0,
-    output: Any = None,
-    method: str = "auto",
+    output: OutputSelector = None,
+    method: Method = "auto",
     output_time_dim: int | None = None,
     output_batch_dim: int | None = None,
     positions: int | Sequence[int] | None = None,

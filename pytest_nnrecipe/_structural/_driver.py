@@ -34,9 +34,10 @@ from .. import _context, _messages, _state, _text_pictures
 from .. import _dependency as dep
 from .._inputs import Inputs
 from .._records import DependencyRecord, model_name
+from .._results import DependencyResult
 from ._verdict import Verdict, confirm_cut, module_types, percent, strength_text
 
-R = TypeVar("R")
+R = TypeVar("R", bound=DependencyResult)
 
 
 @dataclasses.dataclass(frozen=True)

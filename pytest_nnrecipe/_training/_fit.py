@@ -22,6 +22,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from .. import _context, _messages, _rng
 from .._inputs import Inputs
 from .._outputs import select
@@ -37,8 +39,6 @@ PREDICTION_POINTS = 20
 
 def default_optimizer(params: Any) -> Any:
     """Adam at ``lr=1e-2``: fits one small batch fast (see the module docstring)."""
-    import torch
-
     return torch.optim.Adam(params, lr=DEFAULT_LR)
 
 
@@ -60,8 +60,6 @@ def prepare(
     check: str, model: Any, inputs: Any, targets: Any, loss_fn: Any, output: Any = None
 ) -> Problem:
     """Check the arguments of a training check; raise ``TypeError``/``ValueError`` naming them."""
-    import torch
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             f"model= must be a torch.nn.Module for {check} (it trains a copy of its "
@@ -110,8 +108,6 @@ def copy_model(model: Any) -> Any:
 
 def make_optimizer(factory: Any, params: list[Any]) -> Any:
     """Call the user's factory ``params -> Optimizer``; ``TypeError`` naming ``optimizer=``."""
-    import torch
-
     if factory is None:
         return default_optimizer(params)
     if isinstance(factory, torch.optim.Optimizer):
@@ -147,8 +143,6 @@ def loss_of(problem: Problem, raw: Any, *, first: bool) -> tuple[Any, Any]:
 
     On the ``first`` forward also check the output against the targets and the loss value.
     """
-    import torch
-
     out = select(raw, problem.output)
     if first:
         _check_targets(problem, out)
@@ -228,8 +222,6 @@ def train(
     1% closer to ``stop_below`` in ``patience`` steps (it has stalled). ``on_copy(net)`` sees
     the copy before training (to attach hooks).
     """
-    import torch
-
     batch = problem.inputs if inputs is None else inputs
     net = copy_model(model)
     net.train()
@@ -337,8 +329,6 @@ def record_run(
 def shown_targets(problem: Problem) -> Any:
     """The targets of the samples whose predictions are recorded (CPU, detached), or None
     when the targets are not a tensor with a batch dimension."""
-    import torch
-
     t = problem.targets
     if not isinstance(t, torch.Tensor) or t.dim() == 0:
         return None
@@ -346,13 +336,15 @@ def shown_targets(problem: Problem) -> Any:
 
 
 def first_layer_weight(model: Any) -> Any:
-    """A CPU copy of the weight of the model's first ``Conv1d``/``Conv2d``, or None."""
-    from .._png._grids import first_conv_weight
-
+    """A CPU copy of the weight of the model's first ``Conv1d``/``Conv2d`` (the filters the
+    first-layer picture draws), or None."""
     try:
-        return first_conv_weight(model)
+        for module in model.modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)) and module.weight is not None:
+                return module.weight.detach().cpu().clone()
     except Exception:  # an uninitialised lazy layer, a meta tensor: no picture, no failure
         return None
+    return None
 
 
 def describe_optimizer(opt: Any, *, default: bool = False) -> str:
@@ -384,8 +376,6 @@ class _Capture:
         self.handle = net.register_forward_pre_hook(self, with_kwargs=True)
 
     def __call__(self, _module: Any, args: Any, kwargs: Any) -> None:
-        import torch
-
         if self.batch is None:
             for value in (*args, *kwargs.values()):
                 if isinstance(value, torch.Tensor):
@@ -407,8 +397,6 @@ def _shown(out: Any) -> Any:
 
 def _grad_norm(params: list[Any], got_grad: set[int]) -> float:
     """The total gradient norm; marks the parameters whose gradient is non-zero and finite."""
-    import torch
-
     with_grad = [p for p in params if p.grad is not None]
     if not with_grad:
         return 0.0
@@ -422,8 +410,6 @@ def _grad_norm(params: list[Any], got_grad: set[int]) -> float:
 
 def _check_targets(problem: Problem, out: Any) -> None:
     """Dtype, shape and range of the targets against what the recognised loss expects."""
-    import torch
-
     spec, targets = problem.spec, problem.targets
     if spec is None or not isinstance(targets, torch.Tensor):
         return
@@ -504,8 +490,6 @@ def _surface(caught: list[warnings.WarningMessage], problem: Problem, out: Any) 
 
 
 def _nonfinite_at_start(problem: Problem, out: Any, loss: Any) -> AssertionError:
-    import torch
-
     bad = int((~torch.isfinite(out.detach())).sum()) if out.is_floating_point() else 0
     if bad:
         where = (

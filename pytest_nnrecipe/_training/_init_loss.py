@@ -28,13 +28,18 @@ leaking into the inputs, or trained weights — then this check does not apply).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from .. import _context, _messages, _rng
 from .._records import TrainingRecord, model_name
+from .._results import InitLoss
 from .._state import untouched
 from . import _fit, _losses, _sampling
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import LossFunction, ModelInputs, OutputSelector
 
 CHECK = "assert_init_loss"
 #: Default ``rtol`` for classification losses and for losses given with ``expected=``.
@@ -43,28 +48,15 @@ DEFAULT_RTOL = 0.25
 REGRESSION_RTOL = 1.0
 
 
-@dataclasses.dataclass(frozen=True)
-class InitLoss:
-    """The loss at init, the optimum it was compared with and their relative difference."""
-
-    loss: float
-    expected: float
-    relative_excess: float
-    rtol: float
-    loss_name: str
-    #: Sampling-noise allowance added to ``rtol * expected`` (0 when ``expected=`` was given).
-    noise_allowance: float = 0.0
-
-
 def assert_init_loss(
-    model: Any,
-    inputs: Any,
+    model: torch.nn.Module,
+    inputs: ModelInputs,
     targets: Any,
-    loss_fn: Any,
+    loss_fn: LossFunction,
     *,
     expected: float | None = None,
     rtol: float | None = None,
-    output: Any = None,
+    output: OutputSelector = None,
     msg: str | None = None,
 ) -> InitLoss:
     """Check that the untrained model's loss is the best input-independent loss.
@@ -75,8 +67,6 @@ def assert_init_loss(
     ``output`` picks the tensor of a structured model output; ``loss_fn`` receives that tensor.
     """
     __tracebackhide__ = True
-    import torch
-
     problem = _fit.prepare(CHECK, model, inputs, targets, loss_fn, output)
     if rtol is None:
         regression = problem.spec is not None and problem.spec.kind in _losses.REGRESSION_KINDS
@@ -230,8 +220,6 @@ def _failure(
 
 def _scale_fix(spec: _losses.LossSpec | None, out: Any, targets: Any) -> str | None:
     """'Outputs too large' when the spread of the outputs explains the excess."""
-    import torch
-
     o = out.detach().to("cpu", torch.float64)
     if spec is None or o.numel() < 2 or not torch.isfinite(o).all():
         return None
@@ -267,8 +255,6 @@ def _scale_fix(spec: _losses.LossSpec | None, out: Any, targets: Any) -> str | N
 def _picture(
     spec: _losses.LossSpec | None, out: Any, targets: Any, optimum: _losses.Optimum | None
 ) -> str | None:
-    import torch
-
     if spec is None or optimum is None:
         return None
     o = out.detach().to("cpu", torch.float64)

@@ -28,6 +28,8 @@ import functools
 import math
 from typing import Any
 
+import torch
+
 CLASS_KINDS = ("cross_entropy", "nll")
 PROBABILITY_KINDS = ("bce_logits", "bce")
 REGRESSION_KINDS = ("mse", "l1", "huber", "smooth_l1")
@@ -75,8 +77,6 @@ class LossSpec:
 
     def evaluate(self, output: Any, targets: Any) -> Any:
         """The loss of ``output`` for ``targets`` (tensor keywords follow ``output``)."""
-        import torch
-
         fn = getattr(torch.nn.functional, _TABLE[self.kind][1])
         kw = {
             k: v.to(device=output.device, dtype=output.dtype) if isinstance(v, torch.Tensor) else v
@@ -87,8 +87,6 @@ class LossSpec:
 
 def recognise(loss_fn: Any) -> LossSpec | None:
     """The :class:`LossSpec` of ``loss_fn``, or ``None`` for a loss this module does not know."""
-    import torch
-
     F = torch.nn.functional
     if isinstance(loss_fn, functools.partial):
         if loss_fn.args:
@@ -122,8 +120,6 @@ class Optimum:
 
 def best_constant(spec: LossSpec, out_shape: tuple[int, ...], targets: Any) -> Optimum:
     """The lowest loss any input-independent prediction reaches on ``targets``."""
-    import torch
-
     t = _cpu(targets)
     with torch.no_grad():
         if spec.classes:
@@ -159,8 +155,6 @@ def best_constant(spec: LossSpec, out_shape: tuple[int, ...], targets: Any) -> O
 
 def lowest_achievable(spec: LossSpec, out_shape: tuple[int, ...], targets: Any) -> float:
     """The loss of the perfect per-sample prediction (0 for hard labels and regression)."""
-    import torch
-
     t = _cpu(targets)
     eps = float(spec.option("label_smoothing", 0.0))
     with torch.no_grad():
@@ -218,8 +212,6 @@ def output_symptoms(
     Range limits (a sigmoid before BCE-with-logits, a ReLU on a regression head) only show
     after training (``trained``): untrained outputs are small and inside any range.
     """
-    import torch
-
     if spec is None or not isinstance(output, torch.Tensor) or output.numel() == 0:
         return []
     out = output.detach().to("cpu", torch.float64)
@@ -273,8 +265,6 @@ def label_vs_prediction(
     spec: LossSpec | None, output: Any, targets: Any, *, limit: int = 8
 ) -> list[str]:
     """The label next to the prediction for up to ``limit`` samples, worst fit first."""
-    import torch
-
     if not isinstance(output, torch.Tensor) or output.dim() == 0:
         return []
     out = output.detach().to("cpu", torch.float64)
@@ -328,8 +318,6 @@ def _short(t: Any) -> str:
 
 
 def _class_start(spec: LossSpec, t: Any, n: int, cdim: int) -> Any:
-    import torch
-
     weight = spec.kwargs.get("weight")
     w = torch.ones(n, dtype=torch.float64) if weight is None else _cpu(weight).to(torch.float64)
     if t.is_floating_point():
@@ -354,8 +342,6 @@ def _elementwise_start(spec: LossSpec, t: Any) -> Any:
 
 def _minimise(loss: Any, theta0: Any) -> tuple[Any, float]:
     """L-BFGS from ``theta0`` on a convex ``loss``; never worse than the start."""
-    import torch
-
     start = _float(loss(theta0))
     theta = theta0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
@@ -384,8 +370,6 @@ def _minimise(loss: Any, theta0: Any) -> tuple[Any, float]:
 
 
 def _cpu(t: Any) -> Any:
-    import torch
-
     t = t.detach().cpu()
     return t.to(torch.float64) if t.is_floating_point() else t
 

@@ -12,13 +12,18 @@ target is met (default budget ``max_steps=500``), or once it has stalled: no ste
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from .. import _messages, _text_pictures
+from .._results import Overfit
 from .._state import untouched
 from . import _fit, _losses, _suspects
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import LossFunction, ModelInputs, OptimizerFactory, OutputSelector
 
 CHECK = "assert_can_overfit"
 #: Share of the gap between the floor and the best constant loss that may remain.
@@ -28,26 +33,16 @@ DEFAULT_MAX_STEPS = 500
 PATIENCE = 100
 
 
-@dataclasses.dataclass(frozen=True)
-class Overfit:
-    """The loss after each update (``losses[k]``: after k updates), the updates made, the target."""
-
-    losses: tuple[float, ...] = dataclasses.field(repr=False)
-    steps: int
-    target_loss: float
-    final_loss: float
-
-
 def assert_can_overfit(
-    model: Any,
-    inputs: Any,
+    model: torch.nn.Module,
+    inputs: ModelInputs,
     targets: Any,
-    loss_fn: Any,
+    loss_fn: LossFunction,
     *,
     max_steps: int = DEFAULT_MAX_STEPS,
     target_loss: float | None = None,
-    optimizer: Any = None,
-    output: Any = None,
+    optimizer: OptimizerFactory | None = None,
+    output: OutputSelector = None,
     msg: str | None = None,
 ) -> Overfit:
     """Train a copy on this one batch until the loss is at most ``target_loss``.
@@ -82,8 +77,6 @@ def assert_can_overfit(
 
 def _target(problem: _fit.Problem, model: Any, target_loss: float | None) -> tuple[float, str]:
     """The loss to reach and how it was chosen."""
-    import torch
-
     if target_loss is not None:
         return float(target_loss), "given as target_loss="
     spec = problem.spec
@@ -169,8 +162,6 @@ def _failure(
 
 def _diagnose(problem: _fit.Problem, run: _fit.Run, goal: float) -> list[str]:
     """Name the symptom the curves show."""
-    import torch
-
     found = []
     norms = run.grad_norms
     if len(norms) >= 10 and max(norms) > 0:

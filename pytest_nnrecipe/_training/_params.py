@@ -12,14 +12,19 @@ that matches no trainable parameter is an error (a typo would silently check not
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from .. import _messages, _text_pictures
+from .._results import ParamsUpdate
 from .._state import untouched
 from . import _fit, _suspects
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import LossFunction, ModelInputs, OptimizerFactory, OutputSelector
 
 CHECK = "assert_params_update"
 #: A gradient whose norm is below this share of the largest parameter's gradient norm is zero
@@ -27,30 +32,19 @@ CHECK = "assert_params_update"
 ZERO_GRADIENT = 1e-6
 
 
-@dataclasses.dataclass(frozen=True)
-class ParamsUpdate:
-    """The parameters checked and the ones ignored."""
-
-    checked: tuple[str, ...]
-    ignored: tuple[str, ...]
-    loss: float
-
-
 def assert_params_update(
-    model: Any,
-    inputs: Any,
+    model: torch.nn.Module,
+    inputs: ModelInputs,
     targets: Any,
-    loss_fn: Any,
+    loss_fn: LossFunction,
     *,
     ignore: Sequence[str] = (),
-    optimizer: Any = None,
-    output: Any = None,
+    optimizer: OptimizerFactory | None = None,
+    output: OutputSelector = None,
     msg: str | None = None,
 ) -> ParamsUpdate:
     """Every trainable parameter gets a finite, non-zero gradient and changes in one step."""
     __tracebackhide__ = True
-    import torch
-
     problem = _fit.prepare(CHECK, model, inputs, targets, loss_fn, output)
     patterns = [ignore] if isinstance(ignore, str) else list(ignore)
     if not all(isinstance(p, str) for p in patterns):

@@ -19,50 +19,34 @@ Both train copies with the shared loop (``_fit.train``) under the test's seed.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from .. import _messages, _text_pictures
+from .._results import BaselineComparison, LossDecrease
 from .._state import untouched
 from . import _fit, _losses, _suspects
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import LossFunction, ModelInputs, OptimizerFactory, OutputSelector
 
 DECREASES = "assert_loss_decreases"
 BASELINE = "assert_beats_input_independent_baseline"
 
 
-@dataclasses.dataclass(frozen=True)
-class LossDecrease:
-    """The loss after each update, the loss at step 0 and the level the run ended at."""
-
-    losses: tuple[float, ...] = dataclasses.field(repr=False)
-    initial: float
-    final: float
-    relative_decrease: float
-
-
-@dataclasses.dataclass(frozen=True)
-class BaselineComparison:
-    """Both runs' curves and the levels they ended at."""
-
-    losses: tuple[float, ...] = dataclasses.field(repr=False)
-    baseline_losses: tuple[float, ...] = dataclasses.field(repr=False)
-    final: float
-    baseline_final: float
-    floor: float
-
-
 def assert_loss_decreases(
-    model: Any,
-    inputs: Any,
+    model: torch.nn.Module,
+    inputs: ModelInputs,
     targets: Any,
-    loss_fn: Any,
+    loss_fn: LossFunction,
     *,
     steps: int = 20,
     min_decrease: float = 0.05,
-    optimizer: Any = None,
-    output: Any = None,
+    optimizer: OptimizerFactory | None = None,
+    output: OutputSelector = None,
     msg: str | None = None,
 ) -> LossDecrease:
     """A few optimiser steps on a copy must lower the loss by ``min_decrease`` (relative)."""
@@ -118,16 +102,16 @@ def assert_loss_decreases(
 
 
 def assert_beats_input_independent_baseline(
-    model: Any,
-    inputs: Any,
+    model: torch.nn.Module,
+    inputs: ModelInputs,
     targets: Any,
-    loss_fn: Any,
+    loss_fn: LossFunction,
     *,
     steps: int = 100,
     margin: float = 0.5,
     zero: Sequence[str] | None = None,
-    optimizer: Any = None,
-    output: Any = None,
+    optimizer: OptimizerFactory | None = None,
+    output: OutputSelector = None,
     msg: str | None = None,
 ) -> BaselineComparison:
     """A copy trained on the real inputs must beat a copy trained on zeroed inputs."""
@@ -205,8 +189,6 @@ def assert_beats_input_independent_baseline(
 
 def _zeroed(problem: _fit.Problem, zero: Sequence[str] | None) -> tuple[Any, list[str]]:
     """The inputs with the chosen tensors zeroed, and the labels of those tensors."""
-    import torch
-
     labels = [label for label, _t in problem.inputs.tensors()]
     if zero is not None:
         if isinstance(zero, str):

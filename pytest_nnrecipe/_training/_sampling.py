@@ -14,6 +14,8 @@ import dataclasses
 import math
 from typing import Any
 
+import torch
+
 from . import _losses
 
 #: Chance that sampling noise alone pushes a correctly initialised model past the allowance.
@@ -52,8 +54,6 @@ def sampling_allowance(
     prior from uniform cannot fail a uniform guess. Soft targets vary less than hard labels, so the same
     rule is an upper bound there. ``None`` when there is nothing to allow for.
     """
-    import torch
-
     reduction = spec.option("reduction", "mean")
     if reduction not in ("mean", "sum") or not out_shape or out_shape[0] == 0:
         return None
@@ -94,8 +94,6 @@ def chi2_quantile(dof: float, level: float = NOISE_LEVEL) -> float:
     """
     from statistics import NormalDist
 
-    import torch
-
     if dof <= 0:
         return 0.0
     z = NormalDist().inv_cdf(1 - level)
@@ -128,8 +126,6 @@ def _weighted_chi2_quantile(lambdas: Any) -> float:
 def _class_allowance(
     spec: _losses.LossSpec, out_shape: tuple[int, ...], t: Any
 ) -> tuple[float, str, float, float] | None:
-    import torch
-
     cdim = _losses.class_dim(out_shape)
     n_classes = out_shape[cdim]
     weight = spec.kwargs.get("weight")
@@ -158,8 +154,6 @@ def _class_allowance(
 def _probability_allowance(
     spec: _losses.LossSpec, out_shape: tuple[int, ...], t: Any
 ) -> tuple[float, str, float, float] | None:
-    import torch
-
     n = out_shape[0]
     tt = t.reshape(n, -1)
     k = tt.shape[1]
@@ -185,8 +179,6 @@ def _probability_allowance(
 def _regression_allowance(
     spec: _losses.LossSpec, out_shape: tuple[int, ...], t: Any, optimum: _losses.Optimum
 ) -> tuple[float, str, float, float] | None:
-    import torch
-
     n = out_shape[0]
     if n < 2:
         return None

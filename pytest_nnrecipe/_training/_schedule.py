@@ -22,32 +22,27 @@ per-batch loss does. A patience counted in batches then cuts the rate again and 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import random
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from .. import _context, _messages, _text_pictures
 from .._records import ScheduleRecord, model_name
+from .._results import LrSchedule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .._types import Scheduler
 
 CHECK = "assert_lr_schedule"
 
 
-@dataclasses.dataclass(frozen=True)
-class LrSchedule:
-    """The learning rate of the first param group at each step, its peak and its end."""
-
-    lrs: tuple[float, ...] = dataclasses.field(repr=False)
-    peak: float
-    final: float
-    collapse_step: int | None
-
-
 def assert_lr_schedule(
-    optimizer: Any,
-    scheduler: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Scheduler,
     total_steps: int,
     *,
     min_fraction: float = 0.01,
@@ -57,8 +52,6 @@ def assert_lr_schedule(
 ) -> LrSchedule:
     """The learning rate must not collapse to almost nothing long before ``total_steps``."""
     __tracebackhide__ = True
-    import torch
-
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer= must be a torch.optim.Optimizer; got {type(optimizer).__name__}."
@@ -160,8 +153,6 @@ def assert_lr_schedule(
 
 def _copies(optimizer: Any, scheduler: Any) -> tuple[Any, Any]:
     """Deep copies of the pair, with parameters and optimiser state as empty placeholders."""
-    import torch
-
     memo: dict[int, Any] = {}
     for group in optimizer.param_groups:
         for p in group["params"]:

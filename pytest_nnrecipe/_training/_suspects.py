@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from . import _losses
 
 #: Regression targets whose root-mean-square exceeds this are "large" for a fresh head.
@@ -43,8 +45,6 @@ def frozen(model: Any) -> list[str]:
 
 
 def constant_init(model: Any) -> list[str]:
-    import torch
-
     found = []
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -67,8 +67,6 @@ def constant_init(model: Any) -> list[str]:
 
 
 def large_targets(spec: _losses.LossSpec | None, targets: Any) -> list[str]:
-    import torch
-
     if (
         spec is None
         or spec.kind not in _losses.REGRESSION_KINDS

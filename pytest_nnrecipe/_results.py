@@ -1,0 +1,252 @@
+"""What a passing check returns: one small frozen result type per check, all public.
+
+Every check returns its result when the property holds, so a test can assert more on what
+was measured (``result.steps <= 200``); ``pytest_nnrecipe`` exports each type for annotations
+(``def test_x() -> None: result: pytest_nnrecipe.Overfit = ...``). ``check_recipe``'s
+``RecipeResult`` and ``StepResult`` live with the recipe (``_recipe``), which draws their table.
+
+Standard library only: importing a result type never imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+# --- the structural checks ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DependencyResult:
+    """What a passing structural check measured.
+
+    ``matrix[i, j]``: output unit ``i`` depends on input unit ``j`` (no forbidden pair when it
+    passes); ``checked[i, j]``: the pair was covered; ``method`` and ``mode``: how. Each check
+    adds the units it checked, then ``pairs``: how many forbidden pairs were checked.
+    """
+
+    matrix: np.ndarray
+    checked: np.ndarray
+    method: str
+    mode: str
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchMixingResult(DependencyResult):
+    """What :func:`assert_no_batch_mixing` measured: units are samples (off the diagonal all
+    ``False`` when it passes); ``samples``: the ones whose pairs were checked."""
+
+    samples: tuple[int, ...]
+    pairs: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CausalResult(DependencyResult):
+    """What :func:`assert_causal` measured: units are steps, ``matrix[t, t']`` measured on
+    every forbidden pair ``t < t'`` among the checked ``positions`` (all ``False`` when it
+    passes). ``backends`` maps each attention backend run to its verdict."""
+
+    positions: tuple[int, ...]
+    pairs: int
+    backends: dict[str, str]
+
+
+# --- the training checks --------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class InitLoss:
+    """The loss at init, the optimum it was compared with and their relative difference."""
+
+    loss: float
+    expected: float
+    relative_excess: float
+    rtol: float
+    loss_name: str
+    #: Sampling-noise allowance added to ``rtol * expected`` (0 when ``expected=`` was given).
+    noise_allowance: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingCurve:
+    """What a training check measured of its run on a copy of the model: the loss after each
+    update (``losses[k]``: after ``k`` updates)."""
+
+    losses: tuple[float, ...] = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Overfit(TrainingCurve):
+    """The curve, the updates made, the target and the loss it ended at."""
+
+    steps: int
+    target_loss: float
+    final_loss: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LossDecrease(TrainingCurve):
+    """The curve, the loss at step 0 and the level the run ended at."""
+
+    initial: float
+    final: float
+    relative_decrease: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineComparison(TrainingCurve):
+    """Both runs' curves (``losses`` on the real inputs) and the levels they ended at."""
+
+    baseline_losses: tuple[float, ...] = dataclasses.field(repr=False)
+    final: float
+    baseline_final: float
+    floor: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamsUpdate:
+    """The parameters checked and the ones ignored."""
+
+    checked: tuple[str, ...]
+    ignored: tuple[str, ...]
+    loss: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LrSchedule:
+    """The learning rate of the first param group at each step, its peak and its end."""
+
+    lrs: tuple[float, ...] = dataclasses.field(repr=False)
+    peak: float
+    final: float
+    collapse_step: int | None
+
+
+# --- the data checks ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Duplicates:
+    """What :func:`assert_no_duplicates` measured. ``pairs``: (first index, later index)."""
+
+    n_samples: int
+    n_duplicates: int
+    n_groups: int
+    pairs: tuple[tuple[int, int], ...]
+    atol: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Overlap:
+    """What :func:`assert_disjoint` measured. ``pairs``: ((split, index), (split, index))."""
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    n_shared: int
+    pairs: tuple[tuple[tuple[str, int], tuple[str, int]], ...]
+    atol: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelConflicts:
+    """What :func:`assert_consistent_labels` measured. ``conflicts``: (i, j, label i, label j)."""
+
+    n_samples: int
+    n_conflicts: int
+    conflicts: tuple[tuple[int, int, str, str], ...]
+    atol: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueReport:
+    """What :func:`assert_finite_data` measured (over numeric leaves of the samples read)."""
+
+    n_samples: int
+    n_values: int
+    min: float
+    max: float
+    low: float | None
+    high: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Balance:
+    """What :func:`assert_balanced` measured: per-class counts and the share each needed."""
+
+    n_samples: int
+    counts: dict[Any, int]
+    min_share: dict[Any, float]
+
+    @property
+    def ratio(self) -> float:
+        """Largest class count / smallest class count (inf when a class is empty)."""
+        vals: list[int] = list(self.counts.values())
+        small = min(vals, default=0)
+        return max(vals) / small if small else float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelStats:
+    """What :func:`assert_normalized` measured, one entry per channel along ``dim``."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    min: tuple[float, ...]
+    max: tuple[float, ...]
+    expected_mean: tuple[float, ...]
+    expected_std: tuple[float, ...]
+    n_values: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentationReport:
+    """What :func:`assert_augmentation_consistent` measured.
+
+    ``scores``: per pair and trial, the IoU (masks/boxes) or the largest keypoint distance
+    in pixels; ``moved``: trials in which the augmentation moved the input at all.
+    """
+
+    n_pairs: int
+    trials: int
+    moved: int
+    scores: tuple[tuple[float, ...], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSummary:
+    """One leaf of the samples: ``""`` for plain tensors, ``"[0]"``, ``"['image']"``..."""
+
+    path: str
+    dtypes: dict[str, int]
+    shapes: dict[tuple[int, ...], int]
+    mean: float
+    std: float
+    min: float
+    max: float
+    nan: int
+    inf: int
+    feature_mean: tuple[float, ...] | None
+    feature_std: tuple[float, ...] | None
+    repeats: int = 0
+    repeat_pairs: tuple[tuple[int, int], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSummary:
+    """What :func:`describe_data` found; ``str()`` gives the table."""
+
+    text: str
+    kind: str
+    n_samples: int
+    fields: tuple[FieldSummary, ...]
+    label_counts: dict[Any, int] | None
+    n_duplicates: int
+    duplicate_pairs: tuple[tuple[int, int], ...]
+    outliers: tuple[tuple[int, str, str, float, float], ...]
+    constant_features: tuple[tuple[str, int], ...]
+
+    def __str__(self) -> str:
+        return self.text
