@@ -137,7 +137,7 @@ def test_the_checks_never_change_the_data() -> None:
     x = torch.randn(30, 3, 4, 4)
     x[5] = x[1]
     copy = x.clone()
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=r"1 of 30 samples .* are duplicates[\s\S]*\(1, 5\)"):
         nn.assert_no_duplicates(x)
     nn.describe_data(x, show=False)
     nn.assert_finite_data(x)
@@ -300,7 +300,9 @@ def test_every_check_records_one_entry_per_call() -> None:
     x = torch.randn(20, 3, 2, 2)
     with _context.activate(ctx):
         nn.assert_no_duplicates(x)
-        with pytest.raises(AssertionError):
+        with pytest.raises(
+            AssertionError, match=r"20 of 20 samples hold bad values: \d+ above high"
+        ):
             nn.assert_finite_data(x, high=0.0)
         nn.describe_data(x, show=False)
     assert [(r.check, r.model, r.passed) for r in ctx.records] == [

@@ -108,14 +108,13 @@ def test_one_visible_device_is_usable() -> None:
 # --- through pytest -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-n2"])
 def test_it_stops_at_start_when_nn_gpu_finds_no_usable_device(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, plugin_args: list[str]
 ) -> None:
     # An empty CUDA_VISIBLE_DEVICES hides every GPU, so this holds on a CUDA machine too.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     pytester.makepyfile("def test_never_runs(): raise AssertionError('ran')")
-    result = pytester.runpytest_subprocess("--nn-gpu", *xdist)
+    result = pytester.runpytest_subprocess("--nn-gpu", *plugin_args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     error = next(line for line in result.stderr.lines if line.startswith("ERROR:"))
     assert error.startswith("ERROR: --nn-gpu: ")
@@ -219,23 +218,22 @@ def test_device(nn_device, request):
 
 
 @pytest.mark.nn_gpu
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-n2"])
 def test_it_runs_on_the_gpu_pinned_per_worker_without_starting_cuda_early(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, xdist: list[str]
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, plugin_args: list[str]
 ) -> None:
     import torch
 
     count = torch.cuda.device_count()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     pytester.makepyfile(test_a=GPU_TEST, test_b=GPU_TEST)
-    result = pytester.runpytest_subprocess("--nn-gpu", *xdist)
+    result = pytester.runpytest_subprocess("--nn-gpu", *plugin_args)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["nnrecipe: torch *, device cuda*, base seed 0 *--nn-gpu)"])
     for path in pytester.path.glob("gpu-*.txt"):
         device, env, started, tensor_device, current = path.read_text().split("|")
         assert started == "False", f"CUDA started before the test touched it: {path.name}"
         assert device == tensor_device == "cuda:0" and current == "0"
-        if xdist:
+        if plugin_args[-1:] == ["2"]:  # two workers (no xdist, and -n 0, run in this process)
             worker = int(path.name.split("-")[1].removeprefix("gw"))
             entries = visible.split(",") if visible else [str(i) for i in range(count)]
             assert env == entries[worker % count].strip(), path.name

@@ -73,14 +73,13 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["no-xdist", "xdist-n2"])
 def test_it_generates_one_test_per_step_and_factory_and_catches_the_broken_ones(
-    pytester: pytest.Pytester, xdist: list[str]
+    pytester: pytest.Pytester, plugin_args: list[str]
 ) -> None:
     pytester.makepyfile(my_models=MODELS)
     pytester.makepyfile(test_unrelated="def test_not_run():\n    raise AssertionError")
     args = [f"--nn-model=my_models:{f}" for f in ("make_good", "make_batch_mixer", "make_blind")]
-    result = _run(pytester, *args, "--nn-model=my_models.py:make_lm", "-rA", *xdist)
+    result = _run(pytester, *args, "--nn-model=my_models.py:make_lm", "-rA", *plugin_args)
     result.assert_outcomes(passed=9, failed=2, skipped=2)  # test_unrelated.py is not collected
     result.stdout.fnmatch_lines_random(
         [

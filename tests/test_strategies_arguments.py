@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -164,5 +165,7 @@ def test_bad_arguments_raise_invalid_argument_when_the_strategy_is_made(make, me
         make()
 
 
-def test_a_shape_strategy_is_accepted_where_a_shape_is():
-    assert isinstance(nst.tensors(st.just((2, 3))), st.SearchStrategy)
+@given(nst.tensors(st.just((2, 3)), min_value=-1.0, max_value=1.0))
+def test_a_shape_strategy_is_accepted_where_a_shape_is(x: torch.Tensor) -> None:
+    assert x.shape == (2, 3) and x.dtype == torch.float32
+    assert bool(((x >= -1.0) & (x <= 1.0)).all())

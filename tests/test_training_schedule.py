@@ -86,7 +86,7 @@ def test_the_users_optimizer_and_scheduler_are_never_stepped():
     o.step()  # give the optimizer state to preserve
     sched = S.StepLR(o, step_size=1, gamma=0.1)
     before_opt, before_sched = o.state_dict(), sched.state_dict()
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=r"falls below 1% of its peak \(0\.1\) at step 3"):
         assert_lr_schedule(o, sched, 1000)
     assert o.param_groups[0]["lr"] == 0.1 and sched.last_epoch == 0
     assert str(o.state_dict()) == str(before_opt)
