@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import pytest_nnrecipe
-from pytest_nnrecipe import _binding, _context, _devices, _rng
+from pytest_nnrecipe import _binding, _context, _devices, _registration, _rng
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -56,6 +56,15 @@ RUN_CONTEXT = pytest.StashKey[_context.RunContext]()
 
 _WORKERINPUT_DEVICE_COUNT = "nn_cuda_device_count"
 _SEED_RANGE = f"an integer from 0 to {_rng.SEED_MODULUS - 1}"
+
+# --- registration -------------------------------------------------------------------------
+
+
+def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
+    """Loaded by module name next to the installed entry point (or the other way round):
+    registered once, under the first name (see ``_registration``)."""
+    _registration.hold_other_name(plugin, manager)
+
 
 # --- options ------------------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ PY
 command -v nvidia-smi >/dev/null && nvidia-smi -L
 
 # Not installed (no pytest11 entry point): load the plugin by name in every pytest process,
-# the nested pytester runs of the test suite included. Never both: pytest would register the
-# module twice ("Plugin already registered under a different name").
+# the nested pytester runs of the test suite included. (Installed and named both works too:
+# the plugin is registered once.)
 if ! "$PY" -c 'import importlib.metadata as m, sys; sys.exit(not any(e.name == "nnrecipe" for e in m.entry_points(group="pytest11")))'; then
     export PYTEST_PLUGINS=pytest_nnrecipe.plugin
     echo "plugin loaded from the checkout: PYTEST_PLUGINS=$PYTEST_PLUGINS"
