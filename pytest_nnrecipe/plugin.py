@@ -290,8 +290,7 @@ def pytest_runtest_protocol(
         artifacts_dir=settings.artifacts_dir,
     )
     item.stash[RUN_CONTEXT] = ctx
-    with _context.activate(ctx), _rng.preserved():
-        _rng.seed_all(seed)
+    with _context.activate(ctx), _rng.seeded(seed):  # also torch/NumPy imported by the test
         yield
 
 
@@ -313,12 +312,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def nn_device(request: pytest.FixtureRequest) -> torch.device:
     """The test's ``torch.device``: ``cpu``, or with ``--nn-gpu`` this process's CUDA device."""
-    first_import = "torch" not in sys.modules
-    import torch
+    import torch  # seeded on import if it is the first time (_rng.seeded)
 
     ctx = request.node.stash[RUN_CONTEXT]
-    if first_import and ctx.seed is not None:
-        _rng.seed_torch(ctx.seed)  # torch arrived after the test was seeded
     _apply_torch_settings(request.config)
     device = torch.device(ctx.device)
     if device.type == "cuda" and device.index:
