@@ -72,7 +72,7 @@ def assert_no_batch_mixing(
     __tracebackhide__ = True
     dep.check_model(model)
     dep.check_method(method)
-    ins = Inputs.of(inputs)
+    ins = Inputs.of(inputs, model=model)
     n, _labels = ins.batched(batch_dim)
     if n < 2:
         raise ValueError(

@@ -112,7 +112,7 @@ def assert_causal(
     __tracebackhide__ = True
     dep.check_model(model)
     dep.check_method(method)
-    ins = Inputs.of(inputs)
+    ins = Inputs.of(inputs, model=model)
     n, _labels = ins.batched(batch_dim)
     steps = _steps(ins, time_dim, batch_dim)
     chosen = dep.selection(positions, steps, name="positions", unit="position")

@@ -51,6 +51,14 @@ def other_schedulers_optimizer():
 
 CASES = [
     (
+        "list-of-samples",
+        lambda: assert_params_update(net(), list(X), Y, nn.CrossEntropyLoss()),
+        ValueError,
+        r"inputs= is a list of 8 tensors of one shape \(8,\), but model= takes 1 positional "
+        r"argument: Sequential\.forward\(input\).*inputs=torch\.stack\(samples\).*"
+        r"pass a tuple",
+    ),
+    (
         "batch-size-mismatch",
         lambda: assert_can_overfit(net(), X, Y[:7], nn.CrossEntropyLoss()),
         ValueError,

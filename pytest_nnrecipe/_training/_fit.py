@@ -71,7 +71,7 @@ def prepare(
             f"model= {type(model).__name__} has no trainable parameter (none with "
             "requires_grad=True); there is nothing to train."
         )
-    batch = Inputs.of(inputs)
+    batch = Inputs.of(inputs, model=model)
     if not callable(loss_fn):
         raise TypeError(
             f"loss_fn= must be a callable loss_fn(output, targets) -> scalar tensor, such as "
