@@ -24,37 +24,49 @@ from __future__ import annotations
 import contextlib
 import copy
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
-Callback = Callable[[ModuleType], None]
+#: ``callback(name, module)``, run right after the first import of a watched ``name``.
+Callback = Callable[[str, ModuleType], None]
 
 
 class ImportWatch:
-    """A ``sys.meta_path`` finder that calls ``callbacks[name](module)`` when module ``name``
-    is first imported while the watch is installed (see the module docstring)."""
+    """A ``sys.meta_path`` finder that calls ``callback(name, module)`` when a module of
+    ``names`` is first imported while the watch is installed (see the module docstring)."""
 
-    def __init__(self, callbacks: Mapping[str, Callback]) -> None:
-        self._callbacks = dict(callbacks)
+    __slots__ = ("_callback", "_names", "installed")
+
+    def __init__(self, names: Collection[str], callback: Callback) -> None:
+        self._names = frozenset(names)
+        self._callback = callback
         self.installed = False
+
+    def install(self) -> None:
+        """Put the watch first on ``sys.meta_path``."""
+        sys.meta_path.insert(0, self)
+        self.installed = True
+
+    def remove(self) -> None:
+        """Take the watch off ``sys.meta_path`` (a lazy import it wrapped stays quiet)."""
+        self.installed = False
+        with contextlib.suppress(ValueError):  # someone else took it out already
+            sys.meta_path.remove(self)
 
     @contextlib.contextmanager
     def installed_for(self) -> Iterator[ImportWatch]:
-        """Install the watch first on ``sys.meta_path`` for the block, then remove it."""
-        sys.meta_path.insert(0, self)
-        self.installed = True
+        """Install the watch for the block, then remove it."""
+        self.install()
         try:
             yield self
         finally:
-            self.installed = False
-            with contextlib.suppress(ValueError):  # someone else took it out already
-                sys.meta_path.remove(self)
+            self.remove()
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
     ) -> Any:
-        if fullname not in self._callbacks or path is not None or fullname in sys.modules:
+        if fullname not in self._names or path is not None or fullname in sys.modules:
             return None  # the fast path: every other import, submodules, reloads
         spec = _spec_from_the_other_finders(fullname, target)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
@@ -65,7 +77,7 @@ class ImportWatch:
 
     def imported(self, name: str, module: ModuleType) -> None:
         if self.installed:
-            self._callbacks[name](module)
+            self._callback(name, module)
 
 
 class _WatchedLoader:

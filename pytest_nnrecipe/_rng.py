@@ -17,7 +17,7 @@ import dataclasses
 import random
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -135,29 +135,39 @@ def seeded(seed: int) -> Iterator[None]:
     torch in its body) is seeded the moment its import finishes, and put back afterwards to
     the state it had on import, as :func:`preserved` does for the others.
     """
-    arrived: dict[str, Any] = {}  # RngState field -> its state on import
-
-    def on_import(field: str, seed_it: Any) -> Any:
-        def seed_on_import(module: ModuleType) -> None:
-            arrived[field] = getattr(capture(), field)
-            seed_it(seed)
-
-        return seed_on_import
-
-    watch = _import_hook.ImportWatch(
-        {
-            "numpy": on_import("numpy", seed_numpy),
-            "torch": on_import("torch_cpu", seed_torch),
-            "hypothesis": on_import("hypothesis", seed_hypothesis),
-        }
-    )
+    arrivals = _Arrivals(seed)
+    watch = _import_hook.ImportWatch(_ON_IMPORT, arrivals)
     state = capture()
+    watch.install()
     try:
-        with watch.installed_for():
-            seed_all(seed)
-            yield
+        seed_all(seed)
+        yield
     finally:
-        restore(dataclasses.replace(state, **arrived))
+        watch.remove()
+        restore(dataclasses.replace(state, **arrivals.states) if arrivals.states else state)
+
+
+class _Arrivals:
+    """Seeds a library the moment it is first imported; keeps its generator's state on import."""
+
+    __slots__ = ("seed", "states")
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.states: dict[str, Any] = {}  # RngState field -> the state on import
+
+    def __call__(self, name: str, module: ModuleType) -> None:
+        field, seed_it = _ON_IMPORT[name]
+        self.states[field] = getattr(capture(), field)
+        seed_it(self.seed)
+
+
+#: The libraries :func:`seeded` seeds on import: their ``RngState`` field and seeder.
+_ON_IMPORT: dict[str, tuple[str, Callable[[int], None]]] = {
+    "numpy": ("numpy", seed_numpy),
+    "torch": ("torch_cpu", seed_torch),
+    "hypothesis": ("hypothesis", seed_hypothesis),
+}
 
 
 def _hypothesis_random() -> Any:

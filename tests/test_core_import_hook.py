@@ -42,12 +42,12 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def _watch(name: str, calls: list[ModuleType]) -> ImportWatch:
-    def record(module: ModuleType) -> None:
-        assert module.READY == 42  # fully initialised
+    def record(imported: str, module: ModuleType) -> None:
+        assert imported == name and module.READY == 42  # fully initialised
         assert sys.modules[name] is module
         calls.append(module)
 
-    return ImportWatch({name: record})
+    return ImportWatch({name}, record)
 
 
 def test_it_calls_back_once_right_after_the_first_import_and_leaves_the_real_loader(

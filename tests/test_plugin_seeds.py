@@ -8,6 +8,7 @@ import shutil
 
 import numpy  # imported here: the in-process runs below use it, and it cannot be imported twice
 import pytest
+import torch  # ... nor can torch, which an in-process run of another test module may import
 
 from pytest_nnrecipe import _rng
 
@@ -135,8 +136,6 @@ def test_fails_after_scrambling():
 
 
 def test_rng_states_are_restored_after_each_test(pytester: pytest.Pytester) -> None:
-    import torch  # noqa: F401  (in-process run below imports it; torch cannot be imported twice)
-
     pytester.makeconftest(RESTORE_CONFTEST)
     pytester.makepyfile(RESTORE_TEST)
     result = pytester.runpytest()
@@ -270,8 +269,6 @@ def pytest_runtest_protocol(item):
 def test_a_test_that_imports_torch_and_numpy_draws_the_same_numbers_in_every_run(
     pytester: pytest.Pytester,
 ) -> None:
-    import torch
-
     # torch and NumPy are imported by the first test of each fresh process, after the plugin
     # seeded the generators in use: they must be seeded the moment their import finishes.
     pytester.makepyfile(test_draw=IMPORTING_TEST)
@@ -293,9 +290,9 @@ def test_a_test_that_imports_torch_and_numpy_draws_the_same_numbers_in_every_run
 
 
 UNCOLLECTED_GIVEN_TEST = """
-from hypothesis import given, strategies as st
-
 def test_calls_a_given_function(request):
+    from hypothesis import given, strategies as st  # in a fresh process: imported here first
+
     seen = []
 
     @given(st.integers(), st.floats(allow_nan=False))
