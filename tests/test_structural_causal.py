@@ -207,6 +207,6 @@ def test_a_model_output_mapping_is_checked_on_its_logits():
 
     ids = torch.randint(0, 9, (2, 5))
     batch = {"input_ids": ids, "attention_mask": torch.ones(2, 5)}
-    assert assert_causal(lm, batch).method == "perturb"
+    assert assert_causal(lm, batch).method == "grad"  # float mask, embedded ids: gradients
     message = caught(assert_causal, lm, batch, output="hidden_states")
     assert "Leaking pairs (output step t, later input step t'): 2 of 10" in message
