@@ -29,7 +29,8 @@ class BatchMixingResult:
     """What a passing check measured.
 
     ``matrix[i, j]``: output sample ``i`` depends on input sample ``j`` (off the diagonal all
-    ``False`` when it passes); ``checked[i, j]``: the pair was covered (``samples=``).
+    ``False`` when it passes); ``checked[i, j]``: the pair was covered (``samples=``);
+    ``noise``: how finely perturbation could tell (``None`` when gradients decided).
     """
 
     matrix: np.ndarray
@@ -38,6 +39,7 @@ class BatchMixingResult:
     mode: str
     samples: tuple[int, ...]
     pairs: int
+    noise: dep.RerunNoise | None = None
 
 
 def assert_no_batch_mixing(
@@ -155,6 +157,7 @@ def assert_no_batch_mixing(
         mode=mode,
         samples=tuple(chosen),
         pairs=pairs,
+        noise=verdict.noise,
     )
 
 

@@ -45,7 +45,8 @@ class CausalResult:
 
     ``matrix[t, t']``: output step ``t`` depends on input step ``t'``, measured where
     ``checked`` is true: every forbidden pair ``t < t'`` among the checked positions (all
-    ``False`` when it passes). ``backends`` maps each attention backend run to its verdict.
+    ``False`` when it passes). ``backends`` maps each attention backend run to its verdict;
+    ``noise``: how finely perturbation could tell (``None`` when gradients decided).
     """
 
     matrix: np.ndarray
@@ -55,6 +56,7 @@ class CausalResult:
     positions: tuple[int, ...]
     pairs: int
     backends: dict[str, str]
+    noise: dep.RerunNoise | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +225,7 @@ def assert_causal(
         positions=tuple(chosen),
         pairs=pairs,
         backends=summary,
+        noise=shown.noise,
     )
 
 
