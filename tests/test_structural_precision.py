@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from dependency_helpers import caught
+from dependency_helpers import STRENGTH, Planted, caught, planted, tiny_lm
 from torch import nn
 
 from pytest_nnrecipe import assert_causal, assert_no_batch_mixing
@@ -28,34 +28,6 @@ _spec.loader.exec_module(M)
 
 HALF = [torch.bfloat16, torch.float16]
 METHODS = ["auto", "grad", "perturb"]
-STRENGTH = 1e-3
-
-
-class Planted(nn.Module):
-    """A per-step, per-sample model over (B, T, d) features or (B, T) token ids, with outputs
-    in (-1, 1); ``leak="batch"``/``"time"`` adds ``STRENGTH`` x another sample's / the next
-    step's output: a change of at most 1e-3 of the largest output magnitude."""
-
-    def __init__(self, vocab: int | None = None, leak: str | None = None, d: int = 8) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, d) if vocab else None
-        self.lin = nn.Linear(d, d)
-        self.leak = leak
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.tanh(self.lin(self.embed(x) if self.embed is not None else x))
-        if self.leak == "batch":
-            return y + STRENGTH * y.roll(1, dims=0)  # sample i sees sample i - 1
-        if self.leak == "time":
-            return y + STRENGTH * y.roll(-1, dims=1)  # step t sees step t + 1
-        return y
-
-
-def planted(kind: str, dtype: torch.dtype, leak: str | None) -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(0)
-    if kind == "tokens":
-        return Planted(vocab=20, leak=leak).to(dtype), torch.randint(0, 20, (4, 6))
-    return Planted(leak=leak).to(dtype), torch.randn(4, 6, 8).to(dtype)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -117,27 +89,6 @@ def test_the_correct_example_models_pass_in_half_precision(factory, make_inputs,
             assert_no_batch_mixing(model, x, method=method)
             if time_dim is not None:
                 assert_causal(model, x, time_dim=time_dim, method=method)
-
-
-def tiny_lm(name: str) -> nn.Module:
-    transformers = pytest.importorskip("transformers")
-    transformers.logging.set_verbosity_error()
-    torch.manual_seed(0)
-    if name == "gpt2":
-        config = transformers.GPT2Config(
-            vocab_size=64, n_positions=16, n_embd=32, n_layer=2, n_head=2, bos_token_id=0
-        )
-        return transformers.GPT2LMHeadModel(config)
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        max_position_embeddings=16,
-        num_hidden_layers=2,
-        hidden_size=32,
-        intermediate_size=64,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-    )
-    return transformers.LlamaForCausalLM(config)
 
 
 @pytest.mark.parametrize("name", ["gpt2", "llama"])
