@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import itertools
 import math
+import time
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -469,6 +470,7 @@ class Graph:
     #: the largest finite gradient magnitude seen so far (float16 only)
     peak: float = 0.0
     _weights: torch.Tensor | None = None
+    _timed: bool = False
 
     @classmethod
     def build(
@@ -509,12 +511,18 @@ class Graph:
                 leaves.append(Leaf(leaf, sources[label]))
                 return leaf.clone()
 
-        own = {
-            t.untyped_storage().data_ptr() for m in modules for t in (*m.parameters(), *m.buffers())
-        }
+        device = inputs.tensors()[0][1].device
+        batched = batched_products(device)
         sizes: dict[int, int] = {}
+        own = {
+            t.untyped_storage().data_ptr()
+            for m in (modules if batched else ())
+            for t in (*m.parameters(), *m.buffers())
+        }
 
         def pack(t: torch.Tensor) -> torch.Tensor:
+            """Notes what the forward keeps for the backward (batched products are sized by
+            it): new storage only, not the parameters and buffers it reads."""
             with contextlib.suppress(RuntimeError):  # a tensor without storage
                 storage = t.untyped_storage()
                 if storage.data_ptr() not in own:
@@ -531,7 +539,9 @@ class Graph:
             with (
                 torch.enable_grad(),
                 gradient_kernels(modules),
-                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+                torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t)
+                if batched
+                else contextlib.nullcontext(),
                 watch,
             ):
                 out = run(inputs.map(as_leaf))
@@ -565,7 +575,7 @@ class Graph:
             saved=sum(sizes.values()),
             largest=max(sizes.values(), default=0),
             seed=run.seed,
-            batched=batched_products(out.device),
+            batched=batched,
         )
 
     @property
@@ -585,8 +595,12 @@ class Graph:
         """For each row of ``masks`` (``(k, ...)``, broadcasting against the output), the
         vector-Jacobian product with cotangent ``weights * mask``, reduced per leaf by
         ``reduce(gradient with a leading dimension, source)`` and combined over the leaves.
-        Rows run as batched backwards where that pays (:func:`batched_products`), as many per
-        backward as memory allows (:func:`products_per_backward`), else one at a time."""
+
+        On accelerators (:func:`batched_products`) rows run as batched backwards, as many per
+        backward as memory allows (:func:`products_per_backward`); the first time, one product
+        alone and one batched backward are timed, and the products keep to whichever costs
+        less per product (a batched backward is cheap where kernels are small, and no cheaper
+        where they are large or an op lacks a batching rule). Elsewhere one at a time."""
         rows = masks.shape[0]
         chunk = 1
         if self.batched and rows > 1:
@@ -600,13 +614,34 @@ class Graph:
                 per_row=per_row,
                 free=free_memory(self.out.device),
             )
-        parts = []
-        for a in range(0, rows, chunk):
-            cot = self.weights().unsqueeze(0) * masks[a : a + chunk].to(
-                self.out.device, self.out.dtype
-            )
-            parts.append(self._reduced(self._vjp(cot), reduce, cot.shape[0]))
+        parts: list[Units] = []
+        start = 0
+        if chunk > 1 and not self._timed:
+            self._timed = True
+            alone = self._clocked(lambda: parts.append(self._chunk(masks[:1], reduce)))
+            batch = masks[1 : 1 + chunk]
+            together = self._clocked(lambda: parts.append(self._chunk(batch, reduce)))
+            self.batched = self.batched and together < alone * len(batch)
+            start = 1 + len(batch)
+            chunk = chunk if self.batched else 1
+        for a in range(start, rows, chunk):
+            parts.append(self._chunk(masks[a : a + chunk], reduce))
         return Units.cat(parts)
+
+    def _chunk(
+        self, masks: torch.Tensor, reduce: Callable[[torch.Tensor, Source], Units | None]
+    ) -> Units:
+        cot = self.weights().unsqueeze(0) * masks.to(self.out.device, self.out.dtype)
+        return self._reduced(self._vjp(cot), reduce, cot.shape[0])
+
+    def _clocked(self, work: Callable[[], Any]) -> float:
+        """Seconds ``work`` takes, with the device's queue drained before and after."""
+        sync = torch.cuda.synchronize if self.out.device.type == "cuda" else (lambda: None)
+        sync()
+        start = time.perf_counter()
+        work()
+        sync()
+        return time.perf_counter() - start
 
     def _vjp(self, cot: torch.Tensor) -> list[torch.Tensor | None]:
         tensors = [leaf.tensor for leaf in self.leaves]
@@ -808,9 +843,22 @@ def has_embedding_reader(modules: Sequence[torch.nn.Module]) -> bool:
 
 
 def auto_method(all_float: bool, modules: Sequence[torch.nn.Module]) -> str:
-    """``method="auto"``: gradients for float inputs and for token ids that an
-    ``nn.Embedding`` reads (exact at any precision), else perturbation."""
-    return "grad" if all_float or has_embedding_reader(modules) else "perturb"
+    """``method="auto"``: gradients for float inputs. Token ids that an ``nn.Embedding`` reads
+    get the gradient at its output (exact at any precision) where perturbation could not be
+    exact: half precision, where a small change of an output rounds away, and accelerators,
+    whose kernels may differ between reruns. On the CPU in float32/64 reruns are bitwise
+    identical, perturbation sees any change an output can hold, and costs a forward per pass
+    where gradients cost a backward."""
+    if all_float:
+        return "grad"
+    half = (torch.float16, torch.bfloat16)
+    for m in modules:
+        for s in m.modules():
+            if isinstance(s, torch.nn.Embedding) and (
+                s.weight.dtype in half or s.weight.device.type != "cpu"
+            ):
+                return "grad"
+    return "perturb"
 
 
 # --------------------------------------------------------------------------------------------
@@ -946,6 +994,7 @@ class Comparison:
         self.within = 0.0
         self.within_runs = 0
         self.compared = 0
+        self._confirmed = False  # bitwise reruns confirmed once a forbidden output moved
 
     def measure(self, keep: Sequence[int]) -> None:
         """Rerun the unperturbed inputs: bitwise identical, or the noise floor measured;
@@ -977,7 +1026,7 @@ class Comparison:
         diff = self._diff(out)
         flag = self._flag(diff)
         if watch is not None and bool((flag & watch).any()):
-            if self.floor == 0.0:
+            if self.floor == 0.0 and not self._confirmed:
                 self._confirm_exact(perturbed, out)
             if self.floor > 0.0:  # noise: the same perturbation must show it again
                 diff = torch.minimum(diff, self._diff(self.run(perturbed)))
@@ -1039,6 +1088,7 @@ class Comparison:
             if self.floor > 0.0:
                 return
         self._measure(_difference(self.run(perturbed), out))
+        self._confirmed = self.floor == 0.0
 
 
 def _difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ._dependency import RerunNoise
+from ._messages import PrecisionWarning
 
 
 @dataclasses.dataclass
@@ -91,11 +92,6 @@ def confirm_cut(grad: Verdict, perturb: Callable[[], Verdict]) -> Verdict:
     grad.method = f"grad+perturb (the forward cuts the gradient path at {grad.cut})"
     grad.noise = perturbed.noise
     return grad
-
-
-class PrecisionWarning(UserWarning):
-    """A structural check passed, but at this precision it could not decide every pair: some
-    outputs the changed inputs must not reach moved, within the measured rerun noise."""
 
 
 def warn_within_noise(check: str, v: Verdict) -> None:

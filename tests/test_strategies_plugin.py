@@ -77,6 +77,7 @@ def test_the_profile_loads_when_the_plugin_is_loaded_by_name_without_entry_point
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("HYPOTHESIS_NO_PLUGINS", "1")
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_PLUGINS", raising=False)
     args = ["-p", "pytest_nnrecipe.plugin"]
     if how == "PYTEST_PLUGINS":
         monkeypatch.setenv("PYTEST_PLUGINS", "pytest_nnrecipe.plugin")
@@ -95,6 +96,7 @@ def test_disabling_the_plugin_disables_the_profile_too(
         monkeypatch.setenv("CI", ci)
     else:
         monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_PLUGINS", raising=False)  # scripts/gpu-check.sh loads it so
     result = run_counting(pytester, "-p", "no:nnrecipe", subprocess=True)
     result.stdout.fnmatch_lines([f"*profile {hypothesis_profile} examples 100 *"])
 

@@ -12,8 +12,7 @@ import torch
 from dependency_helpers import planted, tiny_lm
 from torch import nn
 
-from pytest_nnrecipe import assert_causal, assert_no_batch_mixing
-from pytest_nnrecipe._verdict import PrecisionWarning
+from pytest_nnrecipe import PrecisionWarning, assert_causal, assert_no_batch_mixing
 
 RNNS = [nn.LSTM, nn.GRU, nn.RNN]
 

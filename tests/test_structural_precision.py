@@ -17,8 +17,7 @@ import torch
 from dependency_helpers import STRENGTH, Planted, caught, planted, tiny_lm
 from torch import nn
 
-from pytest_nnrecipe import assert_causal, assert_no_batch_mixing
-from pytest_nnrecipe._verdict import PrecisionWarning
+from pytest_nnrecipe import PrecisionWarning, assert_causal, assert_no_batch_mixing
 
 _spec = importlib.util.spec_from_file_location(
     "models_structural", Path(__file__).parents[1] / "examples" / "models_structural.py"
