@@ -363,9 +363,14 @@ def sperner_codes(n: int) -> torch.Tensor:
 
 
 def cotangent(shape: Sequence[int], like: torch.Tensor, seed: int) -> torch.Tensor:
-    """Random weights in [0.5, 1.5): no exact cancellation between output elements."""
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(tuple(shape), generator=gen) + 0.5).to(like.device, like.dtype)
+    """Random weights in [0.5, 1.5): no exact cancellation between output elements. Drawn on
+    ``like``'s device (a generator of its own, so the global ones are not touched)."""
+    try:
+        gen = torch.Generator(device=like.device).manual_seed(seed)
+        weights = torch.rand(tuple(shape), generator=gen, device=like.device)
+    except RuntimeError:  # a device without generators of its own
+        weights = torch.rand(tuple(shape), generator=torch.Generator().manual_seed(seed))
+    return (weights + 0.5).to(like.device, like.dtype)
 
 
 @dataclasses.dataclass
@@ -383,8 +388,10 @@ MAX_CHUNK = 64
 #: A batched backward takes at most this share of the device's free memory...
 FREE_MEMORY_SHARE = 0.5
 #: ...and at most this multiple of the memory the forward keeps for the backward, so that the
-#: check's peak stays within a small multiple of one forward+backward.
+#: check's peak stays within a small multiple of one forward+backward...
 GRAPH_MULTIPLE = 2.0
+#: ...or this many bytes, where that is more: small models batch freely.
+SMALL_BUDGET = 64 * 2**20
 
 
 def products_per_backward(
@@ -394,21 +401,26 @@ def products_per_backward(
 
     Each product adds about three times the largest tensor the forward saved (an op's
     gradient in and out, and its temporaries) plus its own cotangent and input gradients
-    (``per_row`` bytes). Together they stay within ``GRAPH_MULTIPLE`` x the saved graph and
-    ``FREE_MEMORY_SHARE`` of the free memory (``None``: unknown, no bound).
+    (``per_row`` bytes). Together they stay within ``GRAPH_MULTIPLE`` x the saved graph (or
+    ``SMALL_BUDGET``, if more) and ``FREE_MEMORY_SHARE`` of the free memory (``None``:
+    unknown, no bound).
     """
     each = max(3 * largest + per_row, 1)
-    budget = GRAPH_MULTIPLE * max(saved, each)
+    budget = max(GRAPH_MULTIPLE * max(saved, each), SMALL_BUDGET)
     if free is not None:
         budget = min(budget, FREE_MEMORY_SHARE * free)
     return int(max(1, min(rows, MAX_CHUNK, budget // each)))
 
 
+#: Products per backward found cheapest, by the shape of the graph (device, output, leaves): the
+#: first graph of a shape times a few sizes (:meth:`Graph._fastest`), later ones reuse it.
+_FASTEST: dict[tuple[Any, ...], int] = {}
+
+
 def batched_products(device: torch.device) -> bool:
-    """Batch the products on accelerators, where one batched backward costs little more than
-    one (small kernels, launch-bound); on the CPU a batched backward costs the sum of its
-    products or more (convolutions under vmap), so they run one at a time."""
-    return device.type not in ("cpu", "meta")
+    """Whether products may run as batched backwards on ``device`` (all but the shapes-only
+    "meta" device); :meth:`Graph.products` then times both ways once and keeps the cheaper."""
+    return device.type != "meta"
 
 
 def free_memory(device: torch.device) -> int | None:
@@ -470,7 +482,7 @@ class Graph:
     #: the largest finite gradient magnitude seen so far (float16 only)
     peak: float = 0.0
     _weights: torch.Tensor | None = None
-    _timed: bool = False
+    _best: int = 1
 
     @classmethod
     def build(
@@ -596,18 +608,18 @@ class Graph:
         vector-Jacobian product with cotangent ``weights * mask``, reduced per leaf by
         ``reduce(gradient with a leading dimension, source)`` and combined over the leaves.
 
-        On accelerators (:func:`batched_products`) rows run as batched backwards, as many per
-        backward as memory allows (:func:`products_per_backward`); the first time, one product
-        alone and one batched backward are timed, and the products keep to whichever costs
-        less per product (a batched backward is cheap where kernels are small, and no cheaper
-        where they are large or an op lacks a batching rule). Elsewhere one at a time."""
+        Rows run as batched backwards of at most what memory allows
+        (:func:`products_per_backward`), as many per backward as costs least per product: a
+        batched backward is cheap where kernels are small or launch-bound (GPUs), no cheaper
+        where they are large, slower where vmap handles an op badly (convolutions on the CPU).
+        The first graph of a shape finds out (:meth:`_fastest`); later ones reuse it."""
         rows = masks.shape[0]
-        chunk = 1
+        limit = 1
         if self.batched and rows > 1:
             per_row = self.out.numel() * self.out.element_size() + sum(
                 leaf.tensor.numel() * leaf.tensor.element_size() for leaf in self.leaves
             )
-            chunk = products_per_backward(
+            limit = products_per_backward(
                 rows,
                 saved=self.saved,
                 largest=self.largest,
@@ -616,17 +628,53 @@ class Graph:
             )
         parts: list[Units] = []
         start = 0
-        if chunk > 1 and not self._timed:
-            self._timed = True
-            alone = self._clocked(lambda: parts.append(self._chunk(masks[:1], reduce)))
-            batch = masks[1 : 1 + chunk]
-            together = self._clocked(lambda: parts.append(self._chunk(batch, reduce)))
-            self.batched = self.batched and together < alone * len(batch)
-            start = 1 + len(batch)
-            chunk = chunk if self.batched else 1
-        for a in range(start, rows, chunk):
-            parts.append(self._chunk(masks[a : a + chunk], reduce))
+        key = self._shape_key()
+        if limit > 1 and key not in _FASTEST:
+            start = self._fastest(masks, reduce, limit, parts)
+            if len(_FASTEST) > 256:
+                _FASTEST.clear()
+            _FASTEST[key] = self._best if self.batched else 1
+        size = min(_FASTEST.get(key, 1), limit) if self.batched else 1
+        for a in range(start, rows, size):
+            parts.append(self._chunk(masks[a : a + size], reduce))
         return Units.cat(parts)
+
+    def _shape_key(self) -> tuple[Any, ...]:
+        return (
+            self.out.device,
+            self.out.dtype,
+            tuple(self.out.shape),
+            tuple((tuple(leaf.tensor.shape), leaf.tensor.dtype) for leaf in self.leaves),
+        )
+
+    def _fastest(
+        self,
+        masks: torch.Tensor,
+        reduce: Callable[[torch.Tensor, Source], Units | None],
+        limit: int,
+        parts: list[Units],
+    ) -> int:
+        """Run the first rows in backwards of growing size (1, 2, ..., the halves, all, up to
+        ``limit``), timed, until a size costs more per product than a smaller one; note the
+        cheapest in ``self._best``. Returns how many rows ran."""
+        rows = masks.shape[0]
+        sizes = sorted({1 << k for k in range(limit.bit_length())} | {-(-rows // 2), rows})
+        best_cost, start = math.inf, 0
+        self._best = 1
+        for size in (s for s in sizes if s <= limit):
+            batch = masks[start : start + size]
+            if len(batch) < size or not self.batched:
+                break
+
+            def work(batch: torch.Tensor = batch) -> None:
+                parts.append(self._chunk(batch, reduce))
+
+            cost = self._clocked(work) / size
+            start += size
+            if cost >= best_cost:
+                break
+            best_cost, self._best = cost, size
+        return start
 
     def _chunk(
         self, masks: torch.Tensor, reduce: Callable[[torch.Tensor, Source], Units | None]
@@ -635,12 +683,16 @@ class Graph:
         return self._reduced(self._vjp(cot), reduce, cot.shape[0])
 
     def _clocked(self, work: Callable[[], Any]) -> float:
-        """Seconds ``work`` takes, with the device's queue drained before and after."""
-        sync = torch.cuda.synchronize if self.out.device.type == "cuda" else (lambda: None)
-        sync()
+        """Seconds ``work`` takes: on CUDA wall time with the queue drained before and after;
+        on the CPU this process's CPU time (all its threads: the cost, whatever else runs)."""
+        if self.out.device.type != "cuda":
+            start = time.process_time()
+            work()
+            return time.process_time() - start
+        torch.cuda.synchronize(self.out.device)
         start = time.perf_counter()
         work()
-        sync()
+        torch.cuda.synchronize(self.out.device)
         return time.perf_counter() - start
 
     def _vjp(self, cot: torch.Tensor) -> list[torch.Tensor | None]:

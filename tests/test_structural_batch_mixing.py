@@ -242,7 +242,7 @@ def test_multiple_inputs_share_the_batch():
 def test_it_falls_back_to_one_product_at_a_time_without_batched_gradients(monkeypatch, recwarn):
     from pytest_nnrecipe import _dependency
 
-    monkeypatch.setattr(_dependency, "batched_products", lambda device: True)  # as on a GPU
+    monkeypatch.setattr(_dependency, "batched_products", lambda device: True)
     real = torch.autograd.grad
 
     def no_batching(*args, **kwargs):

@@ -1,6 +1,6 @@
-"""How the gradient method spends its backward passes: one forward for every product; on
-accelerators products batched into backwards sized by memory, kept batched only where that
-is cheaper per product than one at a time; the same verdicts whichever way they run."""
+"""How the gradient method spends its backward passes: one forward for every product, the
+products batched into backwards sized by memory and kept batched only where that is cheaper
+per product than one at a time; the same verdicts whichever way they run."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ MiB = 2**20
     [
         pytest.param(8, 300 * MiB, 30 * MiB, 10 * MiB, None, 6, id="twice-the-graph"),
         pytest.param(8, 300 * MiB, 30 * MiB, 10 * MiB, 250 * MiB, 1, id="free-memory-bounds"),
+        pytest.param(8, 1 * MiB, 1 * MiB, 1 * MiB, None, 8, id="small-models-batch-freely"),
+        pytest.param(64, 1 * MiB, 1 * MiB, 1 * MiB, None, 16, id="up-to-64-mib"),
         pytest.param(3, 300 * MiB, 1 * MiB, 1 * MiB, None, 3, id="no-more-than-rows"),
         pytest.param(500, 300 * MiB, 1, 1, None, 64, id="at-most-max-chunk"),
         pytest.param(8, 0, 100 * MiB, 0, 1, 1, id="at-least-one"),
@@ -73,18 +75,21 @@ class Mixer(nn.Module):
 
 
 @pytest.mark.parametrize("faster", ["batched", "one-at-a-time"])
-def test_on_accelerators_products_batch_only_where_that_is_cheaper(monkeypatch, faster):
-    monkeypatch.setattr(_dependency, "batched_products", lambda device: True)
+def test_products_stay_batched_only_where_that_is_cheaper(monkeypatch, faster):
+    monkeypatch.setattr(_dependency, "_FASTEST", {})
     monkeypatch.setattr(_dependency, "products_per_backward", lambda rows, **_: min(rows, 2))
     clock = iter([1.0, 0.5 if faster == "batched" else 50.0])  # one product, then a batch of 2
     monkeypatch.setattr(_dependency.Graph, "_clocked", lambda self, work: (work(), next(clock))[1])
     calls = Counting(monkeypatch)
     x = torch.randn(12, 8, 3)
     assert_no_batch_mixing(Mixer(leak=False), x, method="grad")  # 6 code bits: 6 products
-    if faster == "batched":  # timed: 1 alone, [1, 2]; then [3, 4] batched and [5] alone
+    if faster == "batched":  # timed: [0] alone, [1, 2]; then [3, 4] batched and [5] alone
         assert (calls.single, calls.batched) == (2, 2)
-    else:  # timed: 1 alone, [1, 2]; then 3, 4, 5 one at a time
+    else:  # timed: [0] alone, [1, 2]; then 3, 4, 5 one at a time
         assert (calls.single, calls.batched) == (4, 1)
+    calls.single = calls.batched = 0
+    assert_no_batch_mixing(Mixer(leak=False), x, method="grad")  # the same shapes: no timing
+    assert (calls.single, calls.batched) == ((0, 3) if faster == "batched" else (6, 0))
 
 
 @pytest.mark.parametrize("batched", [False, True], ids=["one-at-a-time", "batched"])
