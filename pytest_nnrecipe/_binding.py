@@ -234,6 +234,9 @@ class Moves:
                 owner._parameters[name] = param
             for owner, name, buf in home.buffers:
                 owner._buffers[name] = buf
+            for sub in home.module.modules():
+                if hasattr(sub, "_init_flat_weights"):  # an RNN's list of its weights
+                    sub._init_flat_weights()
         self.homes.clear()
 
 

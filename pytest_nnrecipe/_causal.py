@@ -442,16 +442,12 @@ def _by_grad(setup: _Setup) -> _verdict.Verdict:
     def reduce(g: torch.Tensor, src: dep.Source) -> dep.Units | None:
         if src.time_dim is None:
             return None
-        return dep.units(g, [0, 1 + src.batch_dim, 1 + src.time_dim])
+        return dep.touched(g, [0, 1 + src.batch_dim, 1 + src.time_dim])
 
     # any gradient, finite or not, past a cut: confirm with the exact matrix
-    screen = graph.screen(
-        _pair_masks(graph.out, b, t, before),
-        reduce,
-        lambda u: (u.nonzero | u.nonfinite) & after,
-    )
+    screen = graph.screen(_pair_masks(graph.out, b, t, before), reduce, lambda u: u.nonzero & after)
     allowed, checked = _frame(setup, setup.steps)
-    if not bool(((screen.nonzero | screen.nonfinite) & after).any()):
+    if not bool((screen.nonzero & after).any()):
         zeros = np.zeros_like(allowed)
         return _verdict.Verdict(
             zeros, allowed, checked & ~allowed, zeros.copy(), "grad", cut=graph.cut

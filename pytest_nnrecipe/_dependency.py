@@ -526,18 +526,13 @@ class Graph:
         device = inputs.tensors()[0][1].device
         batched = batched_products(device)
         sizes: dict[int, int] = {}
-        own = {
-            t.untyped_storage().data_ptr()
-            for m in (modules if batched else ())
-            for t in (*m.parameters(), *m.buffers())
-        }
 
         def pack(t: torch.Tensor) -> torch.Tensor:
             """Notes what the forward keeps for the backward (batched products are sized by
-            it): new storage only, not the parameters and buffers it reads."""
-            with contextlib.suppress(RuntimeError):  # a tensor without storage
-                storage = t.untyped_storage()
-                if storage.data_ptr() not in own:
+            it): activations on the gradient path, not the (frozen) parameters and buffers."""
+            if t.requires_grad:
+                with contextlib.suppress(RuntimeError):  # a tensor without storage
+                    storage = t.untyped_storage()
                     sizes[storage.data_ptr()] = storage.nbytes()
             return t
 
@@ -590,9 +585,11 @@ class Graph:
             batched=batched,
         )
 
-    @property
-    def narrow(self) -> bool:
-        return any(_narrow(t.dtype) for t in [self.out, *(leaf.tensor for leaf in self.leaves)])
+    def __post_init__(self) -> None:
+        #: float16 somewhere between the inputs and the output (see :meth:`rescale`)
+        self.narrow = any(
+            _narrow(t.dtype) for t in [self.out, *(leaf.tensor for leaf in self.leaves)]
+        )
 
     def weights(self) -> torch.Tensor:
         if self._weights is None:
@@ -959,12 +956,19 @@ def units(t: torch.Tensor, keep: Sequence[int]) -> Units:
     """Reduce ``t`` to the dimensions ``keep`` (in that order)."""
     x = _flat(t, keep)
     finite = torch.isfinite(x)
-    mag = x.abs().masked_fill(~finite, 0)
+    mag = torch.where(finite, x.abs(), 0)
     return Units(
-        ((x != 0) & finite).any(-1).cpu(),
+        (mag > 0).any(-1).cpu(),
         (~finite).any(-1).cpu(),
         mag.amax(-1).float().cpu(),
     )
+
+
+def touched(t: torch.Tensor, keep: Sequence[int]) -> Units:
+    """Per unit over ``keep``: any entry not exactly zero, finite or not (``nonzero``); for a
+    screen that only needs to know whether to look closer."""
+    flag = any_nonzero(t, keep)
+    return Units(flag, torch.zeros_like(flag), torch.zeros(flag.shape))
 
 
 # --------------------------------------------------------------------------------------------

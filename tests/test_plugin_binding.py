@@ -40,6 +40,13 @@ def test_modules_move_in_place_and_get_their_own_tensors_back():
     assert net[0].weight.grad.device.type == "cpu" and bool((net[0].weight.grad == 2).all())
 
 
+def test_an_rnn_moved_and_back_runs_on_its_own_weights():
+    rnn = nn.LSTM(3, 3, batch_first=True)
+    bind(lambda model, x: None, "meta", 0)(lambda x: rnn(x)[0], torch.ones(2, 4, 3))
+    assert all(w.device.type == "cpu" for w in rnn._flat_weights)
+    assert rnn(torch.ones(2, 4, 3))[0].shape == (2, 4, 3)
+
+
 def test_the_modules_a_callable_reaches_move_and_come_back():
     inner, bound_net, part_net, attr_net = (nn.Linear(3, 3) for _ in range(4))
 
