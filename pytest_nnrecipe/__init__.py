@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._messages import PrecisionWarning
+
 #: public name -> module that defines it. The plugin makes one fixture per check listed here.
 CHECKS: dict[str, str] = {
     "assert_no_batch_mixing": "._batch_mixing",
@@ -32,7 +34,7 @@ CHECKS: dict[str, str] = {
     "check_recipe": "._recipe",
 }
 
-__all__ = [*CHECKS]
+__all__ = [*CHECKS, "PrecisionWarning"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._batch_mixing import assert_no_batch_mixing

@@ -10,11 +10,15 @@ the failure message both checks share (``_messages.compose``'s shape, with the
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+from ._dependency import RerunNoise
+from ._messages import PrecisionWarning
 
 
 @dataclasses.dataclass
@@ -23,7 +27,8 @@ class Verdict:
 
     ``depends`` is exact on ``checked``; ``strength`` (on failure) is the size of each
     dependency relative to the typical allowed one (gradient) or to the output's scale
-    (perturbation).
+    (perturbation); ``noise``: how finely the perturbation comparisons could tell (``None``
+    for gradients, which are exact).
     """
 
     depends: np.ndarray
@@ -32,7 +37,7 @@ class Verdict:
     inconclusive: np.ndarray
     method: str
     strength: np.ndarray | None = None
-    slight: float = 0.0
+    noise: RerunNoise | None = None
     note: str | None = None
     #: the first op of the forward that cut the gradient path (``method="grad"`` only)
     cut: str | None = None
@@ -85,7 +90,15 @@ def confirm_cut(grad: Verdict, perturb: Callable[[], Verdict]) -> Verdict:
         perturbed.note = why if perturbed.note is None else f"{why} {perturbed.note}"
         return perturbed
     grad.method = f"grad+perturb (the forward cuts the gradient path at {grad.cut})"
+    grad.noise = perturbed.noise
     return grad
+
+
+def warn_within_noise(check: str, v: Verdict) -> None:
+    """Say so (a :class:`PrecisionWarning`) when a passing check saw changes it could not tell
+    from rerun noise: never dropped silently."""
+    if v.noise is not None and v.noise.within_runs and not v.violations.any():
+        warnings.warn(PrecisionWarning(f"{check}: {v.noise.text()}"), stacklevel=3)
 
 
 def relative_strength(mag: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -158,6 +171,8 @@ def failure_message(
         )
     if v.note:
         evidence.append(v.note)
+    if v.noise is not None:
+        evidence.append(v.noise.text())
     evidence.extend(extra)
     evidence.append(f"Covered: {covered_text}")
     picture = _render.dependency_matrix(
