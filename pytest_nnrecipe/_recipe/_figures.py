@@ -19,6 +19,9 @@ def figure(name: str, result: Any, record: Any) -> str:
         if result is not None:
             n = len(result.checked)
             ignored = f", {len(result.ignored)} ignored" if result.ignored else ""
+            spare = len(getattr(result, "redundant", ()))
+            if spare:
+                return f"{n - spare} of {n} parameters learn, {spare} redundant{ignored}"
             return f"{n} of {n} parameters learn{ignored}"
         if d.get("failing"):
             bad = d["failing"]
