@@ -128,9 +128,12 @@ class LossOnConstants:
         self.targets = _moved(targets, device, dtype)
 
     def __call__(self, out: Any) -> Any:
+        targets = self.targets
+        if hasattr(targets, "clone"):
+            targets = targets.clone()  # a loss may write into its targets
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = self.loss_fn(out.to(self.dtype), self.targets)
+            value = self.loss_fn(out.to(self.dtype), targets)
         return value.reshape(()).to(out.dtype)
 
     def subset(self, index: Any) -> LossOnConstants:

@@ -96,7 +96,8 @@ class _Runner:
         tensors = [t.detach().clone() for t in _tensors(raw) if t.is_floating_point()]
         try:
             out = select(raw, self.problem.output, single=True)
-            loss = self.problem.loss_fn(out, self.targets)
+            targets = self.targets.clone() if hasattr(self.targets, "clone") else self.targets
+            loss = self.problem.loss_fn(out, targets)
             loss = loss.detach().reshape(()) if isinstance(loss, torch.Tensor) else None
         except Exception:
             loss = None
