@@ -309,3 +309,25 @@ def test_the_overfit_target_of_a_custom_loss_comes_from_its_numeric_floor():
     floor = float(found.floor)
     assert 0.4 < floor < found.best.loss  # label smoothing: the floor is not 0
     assert result.target_loss == pytest.approx(floor + 0.02 * (found.best.loss - floor), rel=1e-3)
+
+
+@pytest.mark.nn_gpu
+def test_on_cuda_a_custom_loss_with_a_device_weight_and_a_redundant_bias_are_judged(nn_device):
+    from pytest_nnrecipe import assert_params_update
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 8, device=nn_device), (torch.arange(64) % 4).to(nn_device)
+    weight = torch.tensor([1.0, 2.0, 1.0, 0.5], device=nn_device)  # cannot run on the CPU
+
+    def weighted(out, t):
+        return F.cross_entropy(out, t, weight=weight)
+
+    model = mlp().to(nn_device)
+    found = constants(model, x, y, weighted)
+    assert found.ev.device.type == "cuda"
+    cpu = constants(mlp(), x.cpu(), y.cpu(), nn.CrossEntropyLoss(weight=weight.cpu()))
+    assert found.best.loss == pytest.approx(cpu.best.loss, abs=1e-6)
+    assert_init_loss(model, x, y, weighted)
+    bn = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    result = assert_params_update(bn.to(nn_device), x, y, nn.CrossEntropyLoss())
+    assert result.redundant == ("0.bias",)

@@ -241,8 +241,11 @@ class Constants:
         if shape is not None and self.spec is not None:
             return _losses.lowest_achievable(self.spec, shape, self.standard_targets)
         full = Layout(self.shape, tuple(range(len(self.shape))), (), "per value")
-        start = self.layout.broadcast(self._on_device(self.best.constant))
-        theta, value = self._fit(self.ev, full, [start], max_iter=200)
+        starts = [self.layout.broadcast(self._on_device(self.best.constant)), *self._perfect()]
+        try:
+            theta, value = self._fit(self.ev, full, starts, max_iter=200)
+        except ValueError:  # no lower bound over free outputs
+            return None
         if not torch.isfinite(theta).all() or _largest(theta) > UNBOUNDED:
             return None
         return min(value, self.best.loss)
@@ -287,6 +290,28 @@ class Constants:
                 return None
             return (rate * per + 0.5) / (per + 1)
         return None
+
+    def _perfect(self) -> list[Any]:
+        """Outputs that predict every target: the targets themselves when shaped like the
+        output, else large logits on each target's class (a flat loss, a clamped one, would
+        keep a search from the constant stuck far above the floor)."""
+        import torch
+
+        t = self.ev.targets
+        if not isinstance(t, torch.Tensor):
+            return []
+        if tuple(t.shape) == self.shape and t.is_floating_point():
+            return [t.clone()]
+        lay = self.layout
+        if t.is_floating_point() or len(lay.classes) != 1:
+            return []
+        c = lay.classes[0]
+        size = self.shape[c]
+        index = t.clamp(0, size - 1)
+        onehot = torch.nn.functional.one_hot(index, size).movedim(-1, c).to(self.ev.dtype)
+        if tuple(onehot.shape) != self.shape:
+            return []
+        return [onehot * scale for scale in (10.0, 30.0)]
 
     def degenerate(self) -> bool:
         """The best constant already fits every target: every slot (sample x position) has

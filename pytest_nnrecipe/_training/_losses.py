@@ -3,7 +3,8 @@
 ``recognise(loss_fn)`` maps an ``nn`` loss module (``CrossEntropyLoss``, ``NLLLoss``,
 ``BCEWithLogitsLoss``, ``BCELoss``, ``MSELoss``, ``L1Loss``, ``HuberLoss``, ``SmoothL1Loss``),
 their functional forms, or a ``functools.partial`` of those, to a :class:`LossSpec`; anything
-else is unknown (``None``) and the checks ask for explicit numbers.
+else is unknown here (``None``): ``_constant`` then recognises it by the values it computes,
+or finds its best constant numerically. These closed forms are the fast path.
 
 For a recognised loss and the given targets:
 

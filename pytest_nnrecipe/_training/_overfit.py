@@ -2,10 +2,13 @@
 
 A copy of the model, trained in train mode on the one batch given, must reach the lowest
 achievable loss. The default target is that floor plus 2% of the gap between the floor and
-the best input-independent loss (``_losses``): for 10 balanced classes with hard labels that
-is 0.046 (every sample's label at p > 0.95); for label smoothing or soft targets the floor is
-the targets' entropy. For a loss it does not know, the floor is taken as 0 and the target is
-2% of the loss at step 0; pass ``target_loss=`` to set it. The run stops as soon as the
+the best input-independent loss (``_constant``, for any loss): for 10 balanced classes with
+hard labels that is 0.046 (every sample's label at p > 0.95); for label smoothing or soft
+targets the floor is the targets' entropy; for a loss with no closed form the floor is found
+by minimising over free outputs. The target is never closer to the floor than 4x the output
+dtype's epsilon (reachable in float32, float16), and a batch whose best constant already fits
+every target (one sample) is a ``ValueError``. A loss with no lowest value over free outputs
+gets 2% of the loss at step 0; pass ``target_loss=`` to set it. The run stops as soon as the
 target is met (default budget ``max_steps=500``), or once it has stalled: no step in the last
 ``PATIENCE`` (100) brought the best loss 1% closer to the target.
 """

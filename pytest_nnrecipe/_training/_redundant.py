@@ -58,19 +58,19 @@ def judge(model: Any, problem: Any, names: list[str]) -> tuple[dict[str, str], s
             targets = targets.double()
         runner = _Runner(net, problem, inputs, targets)
         with _rng.preserved(), torch.no_grad():
-            base = runner()
-            noise = _distance(base, runner())
+            first = runner()
+            base = _Reference(first, _distance(first, runner()), resolution)
             params = dict(net.named_parameters())
             verdicts = {}
             gen = torch.Generator().manual_seed(problem.seed)
             together = [n for n in names if n in params]
-            if together and not _moved_by(runner, params, together, gen, base, noise, resolution):
+            if together and not _moved_by(runner, params, together, gen, base):
                 return dict.fromkeys(names, REDUNDANT), None
             for name in names:
                 if name not in params:
                     verdicts[name] = UNTESTED
                     continue
-                moved = _moved_by(runner, params, [name], gen, base, noise, resolution)
+                moved = _moved_by(runner, params, [name], gen, base)
                 verdicts[name] = CHANGES if moved else REDUNDANT
     except Exception as exc:  # no float64 for this model: leave the question open
         return dict.fromkeys(names, UNTESTED), (
@@ -104,14 +104,18 @@ class _Runner:
         return tensors, loss
 
 
+@dataclasses.dataclass(frozen=True)
+class _Reference:
+    """The unperturbed run, its rerun noise (per output tensor, then the loss) and the
+    resolution of the dtype the model trains in."""
+
+    run: tuple[list[Any], Any]
+    noise: list[float]
+    resolution: float
+
+
 def _moved_by(
-    runner: _Runner,
-    params: dict[str, Any],
-    names: list[str],
-    gen: Any,
-    base: tuple[list[Any], Any],
-    noise: list[float],
-    resolution: float,
+    runner: _Runner, params: dict[str, Any], names: list[str], gen: Any, base: _Reference
 ) -> bool:
     """Whether perturbing ``names`` together changes any output tensor or the loss."""
     import torch
@@ -124,7 +128,7 @@ def _moved_by(
                 rms = float(p.pow(2).mean().sqrt()) if p.numel() else 0.0
                 step = torch.randn(p.shape, generator=gen, dtype=torch.float64)
                 params[n].copy_(p + step.to(p.device) * max(1.0, 3 * rms))
-            if _changed(base, runner(), noise, resolution):
+            if _changed(base, runner()):
                 return True
     finally:
         for n in names:
@@ -145,16 +149,15 @@ def _distance(a: tuple[list[Any], Any], b: tuple[list[Any], Any]) -> list[float]
     return out
 
 
-def _changed(
-    base: tuple[list[Any], Any], now: tuple[list[Any], Any], noise: list[float], resolution: float
-) -> bool:
-    if len(base[0]) != len(now[0]) or (base[1] is None) != (now[1] is None):
+def _changed(base: _Reference, now: tuple[list[Any], Any]) -> bool:
+    ref = base.run
+    if len(ref[0]) != len(now[0]) or (ref[1] is None) != (now[1] is None):
         return True
-    diffs = _distance(base, now)
-    scales = [float(t.abs().max()) if t.numel() else 0.0 for t in base[0]]
-    scales.append(float(base[1].abs()) if base[1] is not None else 0.0)
-    for diff, scale, rerun in zip(diffs, scales, noise, strict=True):
-        if diff != diff or diff > max(resolution * scale, 4 * rerun):  # NaN counts as a change
+    diffs = _distance(ref, now)
+    scales = [float(t.abs().max()) if t.numel() else 0.0 for t in ref[0]]
+    scales.append(float(ref[1].abs()) if ref[1] is not None else 0.0)
+    for diff, scale, rerun in zip(diffs, scales, base.noise, strict=True):
+        if diff != diff or diff > max(base.resolution * scale, 4 * rerun):  # NaN: a change
             return True
     return False
 
