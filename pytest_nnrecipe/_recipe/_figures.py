@@ -12,13 +12,19 @@ def figure(name: str, result: Any, record: Any) -> str:
     d = record.details if record is not None else {}
     if name == "init_loss":
         if result is not None:
-            return f"init loss {_num(result.loss)} vs {_num(result.expected)} expected"
+            blunt = ""
+            if getattr(result, "blunt", False):
+                blunt = f", blunt below {result.sharp_batch_size} samples"
+            return f"init loss {_num(result.loss)} vs {_num(result.expected)} expected{blunt}"
         if d.get("losses") and d.get("target") is not None:
             return f"init loss {_num(d['losses'][0])} vs {_num(d['target'])} expected"
     elif name == "params_update":
         if result is not None:
             n = len(result.checked)
             ignored = f", {len(result.ignored)} ignored" if result.ignored else ""
+            spare = len(getattr(result, "redundant", ()))
+            if spare:
+                return f"{n - spare} of {n} parameters learn, {spare} redundant{ignored}"
             return f"{n} of {n} parameters learn{ignored}"
         if d.get("failing"):
             bad = d["failing"]

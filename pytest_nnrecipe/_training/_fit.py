@@ -25,7 +25,7 @@ from typing import Any
 from .. import _context, _messages, _rng
 from .._inputs import Inputs
 from .._outputs import select
-from . import _losses
+from . import _losses, _suspects
 
 DEFAULT_LR = 1e-2
 #: How many samples' predictions the checks record and show.
@@ -35,10 +35,13 @@ PREDICTION_POINTS = 20
 
 
 def default_optimizer(params: Any) -> Any:
-    """Adam at ``lr=1e-2``: fits one small batch fast (see the module docstring)."""
+    """Adam at ``lr=1e-2``: fits one small batch fast (see the module docstring); with
+    ``eps=1e-4`` for float16 parameters (the default 1e-8 rounds to 0 in float16)."""
     import torch
 
-    return torch.optim.Adam(params, lr=DEFAULT_LR)
+    params = list(params)
+    half = any(getattr(p, "dtype", None) == torch.float16 for p in params)
+    return torch.optim.Adam(params, lr=DEFAULT_LR, eps=1e-4 if half else 1e-8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +56,11 @@ class Problem:
     seed: int
     check: str
     model: Any
+
+    def fresh(self, inputs: Inputs | None = None) -> Inputs:
+        """Copies of the inputs for one forward: a model that writes into its input (``x /=
+        255``) changes the copy, never the user's tensor, and every step sees the same batch."""
+        return (self.inputs if inputs is None else inputs).map(lambda _label, t: t.clone())
 
 
 def prepare(
@@ -72,6 +80,12 @@ def prepare(
             "requires_grad=True); there is nothing to train."
         )
     batch = Inputs.of(inputs, model=model)
+    if isinstance(loss_fn, type):
+        shown = f"{loss_fn.__module__.replace('torch.nn.modules.loss', 'nn')}.{loss_fn.__name__}"
+        raise TypeError(
+            f"loss_fn={shown} is a class, not a loss: calling it builds a loss module instead "
+            f"of computing a loss. Pass an instance, loss_fn={shown}()."
+        )
     if not callable(loss_fn):
         raise TypeError(
             f"loss_fn= must be a callable loss_fn(output, targets) -> scalar tensor, such as "
@@ -148,13 +162,16 @@ def loss_of(problem: Problem, raw: Any, *, first: bool) -> tuple[Any, Any]:
     """
     import torch
 
-    out = select(raw, problem.output)
+    out = select(raw, problem.output, single=True)
     if first:
         _check_targets(problem, out)
+    targets = problem.targets
+    if isinstance(targets, torch.Tensor):
+        targets = targets.clone()  # a loss that writes into its targets changes only the copy
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            loss = problem.loss_fn(out, problem.targets)
+            loss = problem.loss_fn(out, targets)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         shape = tuple(problem.targets.shape) if hasattr(problem.targets, "shape") else "?"
         raise ValueError(
@@ -195,6 +212,9 @@ class Run:
     stalled_at: int | None
     model: Any
     optimizer: str
+    #: float16 parameters with an optimiser eps below float16's resolution (why the run
+    #: turned non-finite), or None
+    fp16_note: str | None = None
 
     @property
     def updates(self) -> int:
@@ -249,7 +269,7 @@ def train(
     with _rng.preserved(), torch.enable_grad():
         _rng.seed_all(problem.seed)
         for step in range(steps + 1):
-            loss, out = loss_of(problem, batch.call(net), first=step == 0)
+            loss, out = loss_of(problem, problem.fresh(batch).call(net), first=step == 0)
             if step == 0:
                 fed.remove()
             value = float(loss.detach())
@@ -294,6 +314,7 @@ def train(
         stalled_at=stalled,
         model=net,
         optimizer=describe_optimizer(opt, default=optimizer is None),
+        fp16_note=_suspects.fp16_eps(opt, params),
     )
 
 
