@@ -6,17 +6,22 @@ For every check and example model, one run prints the updates it made and its wa
 divided by the time of one forward+backward (+ Adam step) of the same model on the same batch,
 measured in the same process. Then every correct setup and every bug of the examples is run
 over ``seeds`` seeds: the correct ones must pass (overfit within 200 steps), the bugs must be
-caught — the counts are printed.
+caught — the counts are printed. Then ``assert_init_loss`` on losses written as training code
+writes them (a ``def``, a lambda, the flattening language-model loss, a focal loss with no
+closed form), correct inits and wrong ones; and, over 40 seeds, how often a final layer x10
+passes at each batch size (the "blunt" small batches).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -115,6 +120,27 @@ def cost_table() -> None:
         f"{'two-branch':<26}{'params_update':<34}{'pass' if ok else 'FAIL':<8}{1:>6}"
         f"{seconds * 1e3:>9.1f}{seconds / unit:>11.1f}"
     )
+    for name, loss in (("classifier, focal loss", focal), ("classifier, def ce", None)):
+        fn = loss or (lambda o, t: F.cross_entropy(o, t))
+        unit = one_step_seconds(Classifier(), x, y, fn)
+        _, ok, seconds = timed(lambda: assert_init_loss(Classifier(), x, y, fn, rtol=10))  # noqa: B023
+        print(
+            f"{name:<26}{'init_loss':<34}{'pass' if ok else 'FAIL':<8}{0:>6}"
+            f"{seconds * 1e3:>9.1f}{seconds / unit:>11.1f}"
+        )
+    ids, nxt = torch.randint(0, 32, (8, 16)), torch.randint(0, 32, (8, 16))
+    unit = one_step_seconds(TokenModel(), ids, nxt, lm_loss)
+    _, ok, seconds = timed(lambda: assert_init_loss(TokenModel(), ids, nxt, lm_loss))
+    print(
+        f"{'token model, lm reshape':<26}{'init_loss':<34}{'pass' if ok else 'FAIL':<8}{0:>6}"
+        f"{seconds * 1e3:>9.1f}{seconds / unit:>11.1f}"
+    )
+    smooth = lambda o, t: F.cross_entropy(o.reshape(-1, 32), t.reshape(-1), label_smoothing=0.1)  # noqa: E731
+    _, ok, seconds = timed(lambda: assert_init_loss(TokenModel(), ids, nxt, smooth))
+    print(
+        f"{'token model, smoothed lm':<26}{'init_loss':<34}{'pass' if ok else 'FAIL':<8}{0:>6}"
+        f"{seconds * 1e3:>9.1f}{seconds / unit:>11.1f}"
+    )
     opt = torch.optim.SGD(Classifier().parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1000)
     _, ok, seconds = timed(lambda: assert_lr_schedule(opt, sched, 1000))
@@ -156,6 +182,93 @@ def init_setups():
     ]
 
 
+def focal(out, t):
+    """A loss with no closed form (focal, gamma=2): its optimum is found numerically."""
+    logp = out.log_softmax(1).gather(1, t[:, None])[:, 0]
+    return (-((1 - logp.exp()) ** 2) * logp).mean()
+
+
+def lm_loss(logits, y):
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+class TokenModel(nn.Module):
+    def __init__(self, vocab: int = 32, scale: float = 1.0) -> None:
+        super().__init__()
+        self.embed, self.head = nn.Embedding(vocab, 16), nn.Linear(16, vocab)
+        with torch.no_grad():
+            self.head.weight.mul_(scale)
+
+    def forward(self, ids):
+        return self.head(torch.tanh(self.embed(ids)))
+
+
+def custom_loss_setups():
+    """(name, is_bug, model, inputs, targets, loss) with losses written as functions."""
+    x = torch.randn(64, 8)
+    y4, y3 = torch.arange(64) % 4, torch.arange(64) % 3
+    ids, nxt = torch.randint(0, 32, (8, 16)), torch.randint(0, 32, (8, 16))
+    rare = (torch.arange(64) % 8 == 0).float()[:, None]
+    y50 = 50 + torch.randn(64, 1)
+
+    def big(n):
+        m = Classifier(n_classes=n)
+        with torch.no_grad():
+            m.head.weight.mul_(20)
+        return m
+
+    zero_b, odds_b, mean50 = Classifier(n_classes=1), Classifier(n_classes=1), Regressor()
+    with torch.no_grad():
+        zero_b.head.bias.zero_()
+        odds_b.head.bias.fill_(math.log(1 / 7))
+        mean50.head.bias.fill_(50.0)
+
+    def ce(o, t):
+        return F.cross_entropy(o, t)
+
+    bce = lambda o, t: F.binary_cross_entropy_with_logits(o, t)  # noqa: E731
+    mse = lambda o, t: ((o - t) ** 2).mean()  # noqa: E731
+    return [
+        ("def ce, default", False, Classifier(), x, y4, ce),
+        ("def ce, x20", True, big(4), x, y4, ce),
+        ("lm reshape, default", False, TokenModel(), ids, nxt, lm_loss),
+        ("lm reshape, x20", True, TokenModel(scale=20), ids, nxt, lm_loss),
+        ("lambda bce, log-odds bias", False, odds_b, x, rare, bce),
+        ("lambda bce, zero bias", True, zero_b, x, rare, bce),
+        ("lambda mse, bias 50", False, mean50, x, y50, mse),
+        ("lambda mse, zero bias", True, Regressor(), x, y50, mse),
+        ("focal, default", False, Classifier(n_classes=3), x, y3, focal),
+        ("focal, x20", True, big(3), x, y3, focal),
+    ]
+
+
+def blunt_table(seeds: int = 40) -> None:
+    """How often a final layer x10 passes assert_init_loss, per batch size (4 classes)."""
+    print(
+        f"\nfinal layer x10 passing assert_init_loss over {seeds} seeds (random labels, 4 classes):"
+    )
+    for batch in (8, 16, 24, 32, 64):
+        bug = correct = blunt = 0
+        sharp: set[int] = set()
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            x, y = torch.randn(batch, 10), torch.randint(0, 4, (batch,))
+            model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 4))
+            result, ok, _ = timed(lambda: assert_init_loss(model, x, y, nn.CrossEntropyLoss()))  # noqa: B023
+            correct += ok
+            if ok and result.blunt:
+                blunt += 1
+                sharp.add(result.sharp_batch_size)
+            with torch.no_grad():
+                model[2].weight.mul_(10)
+            bug += timed(lambda: assert_init_loss(model, x, y, nn.CrossEntropyLoss()))[1]  # noqa: B023
+        shown = f", sharp from {min(sharp)}-{max(sharp)}" if sharp else ""
+        print(
+            f"  batch {batch:>3}: bug passes {bug}/{seeds}, correct passes {correct}/{seeds}, "
+            f"blunt {blunt}/{seeds}{shown}"
+        )
+
+
 def sweep(seeds: int) -> None:
     cx_cy = classification_batch
     bugs = {
@@ -182,6 +295,7 @@ def sweep(seeds: int) -> None:
     }
     caught: dict[str, int] = dict.fromkeys([*bugs, *regression_bugs], 0)
     init_right: dict[str, int] = {}
+    custom_right: dict[str, int] = {}
     steps: dict[str, list[int]] = {}
     passes: dict[str, int] = {}
     for seed in range(seeds):
@@ -201,6 +315,9 @@ def sweep(seeds: int) -> None:
             for name, bug, model, x, y, loss in init_setups():
                 ok = timed(lambda: assert_init_loss(model, x, y, loss))[1]  # noqa: B023
                 init_right[name] = init_right.get(name, 0) + (ok != bug)
+            for name, bug, model, x, y, loss in custom_loss_setups():
+                ok = timed(lambda: assert_init_loss(model, x, y, loss))[1]  # noqa: B023
+                custom_right[name] = custom_right.get(name, 0) + (ok != bug)
     print(f"\ncorrect setups over {seeds} seeds (assert_can_overfit, default Adam lr=1e-2):")
     for name, s in steps.items():
         print(
@@ -209,6 +326,9 @@ def sweep(seeds: int) -> None:
         )
     print(f"assert_init_loss verdicts right (bug caught / correct init passed) over {seeds} seeds:")
     for name, n in init_right.items():
+        print(f"  {name:<32} {n}/{seeds}")
+    print(f"assert_init_loss on custom losses, verdicts right over {seeds} seeds:")
+    for name, n in custom_right.items():
         print(f"  {name:<32} {n}/{seeds}")
     print(f"bugs caught over {seeds} seeds:")
     for name, n in caught.items():
@@ -223,4 +343,5 @@ if __name__ == "__main__":
         cost_table()
     t0 = time.perf_counter()
     sweep(n_seeds)
+    blunt_table()
     print(f"sweep took {time.perf_counter() - t0:.1f}s")

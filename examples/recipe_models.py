@@ -16,6 +16,7 @@ the same factories through ``check_recipe``.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pytest_nnrecipe import specs
@@ -109,3 +110,41 @@ def make_gpt2() -> nn.Module:
         eos_token_id=0,
     )
     return GPT2LMHeadModel(config)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The language-model loss as training code writes it: (B, T, V) logits flattened to
+    (B*T, V) rows, one next token per row. No expected= needed: the init check finds its best
+    constant (one distribution over the vocabulary shared by every position) numerically."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+#: The language-model spec with the loss above: the logits go to lm_loss as the model returns
+#: them (loss_output=None: a plain tensor, or a ModelOutput's logits).
+CUSTOM_LOSS_LM = dict(loss_fn=lm_loss, loss_output=None)
+
+
+@specs.declare(
+    lambda: specs.language_model(vocab_size=VOCAB, seq_len=SEQ_LEN).replace(**CUSTOM_LOSS_LM)
+)
+def make_lm_custom_loss() -> nn.Module:
+    return TinyLM()
+
+
+@specs.declare(lambda: specs.language_model(vocab_size=64, seq_len=12).replace(**CUSTOM_LOSS_LM))
+def make_bert_decoder() -> nn.Module:
+    """BERT as a causal language model (``is_decoder=True``) from a tiny config. Its attention
+    key biases cannot learn (the softmax over the keys ignores them): the recipe notes them
+    as redundant and passes."""
+    from transformers import BertConfig, BertLMHeadModel
+
+    config = BertConfig(
+        vocab_size=64,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        is_decoder=True,
+    )
+    return BertLMHeadModel(config)

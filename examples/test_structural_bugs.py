@@ -27,7 +27,9 @@ def test_view_instead_of_permute_mixes_the_batch():
 
 
 def test_view_instead_of_permute_mixes_the_batch_with_token_ids():
-    with pytest.raises(AssertionError, match=r"(?s)view.*method=perturb"):
+    # token ids: by perturbation on the CPU in float32 (reruns are bitwise identical), by
+    # gradient at the output of the embedding that reads them in half precision or on a GPU
+    with pytest.raises(AssertionError, match=r"(?s)view.*method=(perturb|grad)"):
         assert_no_batch_mixing(SequenceEncoder(vocab=20, reorder="view"), tokens())
 
 
@@ -54,7 +56,7 @@ def test_a_mask_off_by_one_lets_each_step_see_the_next(assert_causal):
 
 
 def test_a_mask_off_by_one_is_caught_with_token_ids(assert_causal):
-    with pytest.raises(AssertionError, match=r"(?s)off by one.*method=perturb"):
+    with pytest.raises(AssertionError, match=r"(?s)off by one.*method=(perturb|grad)"):
         assert_causal(CausalTransformer(vocab=20, mask="off_by_one"), tokens())
 
 

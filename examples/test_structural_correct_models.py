@@ -35,7 +35,7 @@ def test_a_cnn_with_batchnorm_keeps_samples_apart_in_eval_mode(assert_no_batch_m
 
 def test_a_time_major_rnn_behind_permute_keeps_samples_apart(assert_no_batch_mixing):
     assert_no_batch_mixing(SequenceEncoder(), torch.randn(4, 6, 8))
-    assert_no_batch_mixing(SequenceEncoder(vocab=20), tokens())  # token ids: by perturbation
+    assert_no_batch_mixing(SequenceEncoder(vocab=20), tokens())  # token ids: perturb (cpu) or grad
 
 
 def test_a_conv_net_with_left_padding_is_causal():

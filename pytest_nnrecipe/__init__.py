@@ -33,6 +33,7 @@ __all__ = [
     "Overfit",
     "Overlap",
     "ParamsUpdate",
+    "PrecisionWarning",
     "RecipeResult",
     "StepResult",
     "ValueReport",
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._data._normalization import assert_normalized
     from ._data._summary import describe_data
     from ._data._values import assert_finite_data
+    from ._messages import PrecisionWarning
     from ._recipe import RecipeResult, StepResult, check_recipe
     from ._results import (
         AugmentationReport,

@@ -4,7 +4,8 @@ Loaded by ``pytest_nnrecipe.plugin`` through ``pytest_plugins`` (so ``-p no:nnre
 off too). Like Hypothesis' own pytest plugin it never imports Hypothesis: the hooks act only
 once a test module has imported it, and the profile is registered by a ``hypothesis`` entry
 point (:func:`_hypothesis_setup_hook`, run when Hypothesis is imported) or when
-``pytest_nnrecipe.strategies`` is imported, whichever comes first.
+``pytest_nnrecipe.strategies`` is imported, whichever comes first; where that entry point
+cannot run (the plugin loaded by name from an uninstalled checkout), at configure.
 
 - **Profile.** ``--nn-hypothesis-profile NAME`` (ini ``nn_hypothesis_profile``) loads a
   Hypothesis settings profile for the session: ``nnrecipe`` (the default: no deadline, no
@@ -78,6 +79,20 @@ def _hypothesis_setup_hook() -> None:
     register_profile()
 
 
+def _entry_point_runs() -> bool:
+    """Whether Hypothesis will call :func:`_hypothesis_setup_hook` on import: not when this
+    package is loaded by name from a checkout that is not installed (``-p
+    pytest_nnrecipe.plugin``, ``PYTEST_PLUGINS``), nor under ``HYPOTHESIS_NO_PLUGINS``; then
+    the profile is loaded at configure, importing Hypothesis there."""
+    import importlib.metadata
+    import os
+
+    if os.environ.get("HYPOTHESIS_NO_PLUGINS"):
+        return False
+    hook = f"{__name__}:{_hypothesis_setup_hook.__name__}"
+    return any(e.value == hook for e in importlib.metadata.entry_points(group="hypothesis"))
+
+
 # --- configure ----------------------------------------------------------------------------
 
 
@@ -88,7 +103,7 @@ def pytest_configure(config: Any) -> None:
     ):
         return  # --hypothesis-profile, or a profile a conftest loaded, wins over our default
     previous = _current_profile()
-    loaded = explicit or "hypothesis" in sys.modules
+    loaded = explicit or "hypothesis" in sys.modules or not _entry_point_runs()
     if loaded:
         register_profile()  # imports Hypothesis: asked for, or already paid for
         _load(name, explicit=True)  # a usage error for an unknown name, before any state

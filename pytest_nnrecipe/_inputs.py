@@ -8,6 +8,7 @@ ride along untouched.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -21,8 +22,13 @@ class Inputs:
     single: bool = False
 
     @classmethod
-    def of(cls, inputs: Any, *, name: str = "inputs") -> Inputs:
-        """Normalise what the user passed; raise ``TypeError`` naming ``name`` otherwise."""
+    def of(cls, inputs: Any, *, name: str = "inputs", model: Any = None) -> Inputs:
+        """Normalise what the user passed; raise ``TypeError`` naming ``name`` otherwise.
+
+        With ``model``, a list/tuple of same-shape tensors that ``model`` cannot take as
+        positional arguments (more of them than its ``forward`` has parameters) is a list of
+        samples: a ``ValueError`` says to stack them.
+        """
         import torch
 
         if isinstance(inputs, Inputs):
@@ -30,6 +36,8 @@ class Inputs:
         if isinstance(inputs, torch.Tensor):
             return cls((inputs,), {}, single=True)
         if isinstance(inputs, (tuple, list)):
+            if model is not None:
+                _refuse_samples_as_arguments(inputs, model, name)
             return cls(tuple(inputs), {})
         if isinstance(inputs, Mapping):
             bad = [k for k in inputs if not isinstance(k, str)]
@@ -100,3 +108,58 @@ class Inputs:
                 "tables) in the model, e.g. model=lambda x: net(x, mask=mask)."
             )
         return next(iter(sizes.values())), list(sizes)
+
+
+def _refuse_samples_as_arguments(
+    inputs: list[Any] | tuple[Any, ...], model: Any, name: str
+) -> None:
+    """A list of per-sample tensors handed over as the batch: the model would get each sample
+    as one positional argument and fail with "forward() takes 2 positional arguments but 9
+    were given". Told apart from positional arguments by the model's signature: only when it
+    takes fewer positional parameters than there are tensors, all of one shape and dtype."""
+    import torch
+
+    if len(inputs) < 2 or not all(isinstance(t, torch.Tensor) for t in inputs):
+        return
+    first = inputs[0]
+    if any(t.shape != first.shape or t.dtype != first.dtype for t in inputs):
+        return
+    takes = _positional_capacity(model)
+    if takes is None or len(inputs) <= takes:
+        return
+    if isinstance(model, torch.nn.Module):
+        who, target = f"{type(model).__name__}.forward", model.forward
+    else:
+        who, target = getattr(model, "__name__", type(model).__name__), model
+    plural = "s" if takes != 1 else ""
+    raise ValueError(
+        f"{name}= is a {type(inputs).__name__} of {len(inputs)} tensors of one shape "
+        f"{tuple(first.shape)}, but model= takes {takes} positional argument{plural}: "
+        f"{who}{inspect.signature(target)}. A list or tuple means positional arguments, one "
+        f"per parameter. If these are samples, stack them into one batch: "
+        f"{name}=torch.stack(samples). To pass several arguments, pass a tuple of as many as "
+        f"the model takes, e.g. {name}=(x, mask)."
+    )
+
+
+def _positional_capacity(model: Any) -> int | None:
+    """How many positional arguments ``model`` takes at most; None if any number, or unknown
+    (no signature, or forward pre-hooks that may rewrite the arguments)."""
+    import torch
+
+    target = model
+    if isinstance(model, torch.nn.Module):
+        if getattr(model, "_forward_pre_hooks", None) or getattr(
+            torch.nn.modules.module, "_global_forward_pre_hooks", None
+        ):
+            return None
+        target = model.forward
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = [p.kind for p in parameters]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(kind in positional for kind in kinds)

@@ -60,3 +60,10 @@ def footer(facts: Mapping[str, Any] | None = None) -> list[str]:
 def fail(check: str, headline: str, **kwargs: Any) -> AssertionError:
     """An ``AssertionError`` carrying :func:`compose`'s message (raise it)."""
     return AssertionError(compose(check, headline, **kwargs))
+
+
+class PrecisionWarning(UserWarning):
+    """A check passed, but at this precision it could not decide everything it covers: e.g. a
+    structural check saw outputs that the changed inputs must not reach move, within the
+    measured rerun noise (non-deterministic kernels). The warning states the noise floor,
+    the threshold and the size of what moved."""

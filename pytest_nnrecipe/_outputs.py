@@ -7,13 +7,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def select(out: Any, output: Any = None) -> Any:
+def select(out: Any, output: Any = None, *, single: bool = False) -> Any:
     """The checked tensor of ``out``.
 
     ``output=None``: the tensor itself; the first tensor of a tuple/list; for a mapping or an
     object with attributes (Hugging Face ``ModelOutput``, a dataclass) ``logits`` if present,
-    else its first tensor. Otherwise ``output`` is a key, an attribute name, an index, or a
-    callable ``out -> Tensor``. Raises ``ValueError`` naming ``output=`` when nothing matches.
+    else its first tensor — with ``single=True`` (the training checks, whose loss would train
+    on whatever is picked) its only tensor: several and no ``logits`` raise ``ValueError``
+    listing them. Otherwise ``output`` is a key, an attribute name, an index, or a callable
+    ``out -> Tensor``. Raises ``ValueError`` naming ``output=`` when nothing matches.
     """
     import torch
 
@@ -31,6 +33,14 @@ def select(out: Any, output: Any = None) -> Any:
         fields = _fields(out)
         if "logits" in fields and isinstance(fields["logits"], torch.Tensor):
             return fields["logits"]
+        named = [(k, v) for k, v in fields.items() if isinstance(v, torch.Tensor)]
+        if single and len(named) > 1 and not isinstance(out, (tuple, list)):
+            listed = ", ".join(f"{k!r} {tuple(v.shape)}" for k, v in named)
+            raise ValueError(
+                f"the model returned {_describe(out)} with {len(named)} tensors and no "
+                f"'logits': {listed}. Which one is the prediction the loss trains? Pass "
+                f"output=, e.g. output={named[0][0]!r} (or a callable out -> Tensor)."
+            )
         for value in fields.values():
             if isinstance(value, torch.Tensor):
                 return value

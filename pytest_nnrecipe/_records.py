@@ -104,8 +104,13 @@ class TrainingRecord(CheckRecord):
     #: ``assert_init_loss``: the tolerance and the sampling-noise allowance.
     rtol: float | None = None
     noise_allowance: float | None = None
+    #: ``assert_init_loss``: the allowance is larger than ``rtol`` (and from which batch size not).
+    blunt: bool = False
+    sharp_batch_size: int | None = None
     #: ``assert_params_update``: the parameters that do not learn.
     failing: list[str] | None = None
+    #: ``assert_params_update``: the parameters that cannot change the output by construction.
+    redundant: list[str] | None = None
     #: ``assert_beats_input_independent_baseline``: the run on zeroed inputs.
     baseline_losses: list[float] | None = None
     baseline_batch: Any = None
@@ -121,6 +126,8 @@ class ScheduleRecord(CheckRecord):
     total_steps: int
     floor: float
     min_fraction: float
+    #: the steps at which the rate falls below the floor and later comes back
+    dips: list[int] | None = None
 
 
 # --- the data checks ------------------------------------------------------------------------

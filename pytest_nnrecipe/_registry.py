@@ -205,9 +205,13 @@ def recipe_steps() -> list[tuple[Check, RecipeStep]]:
     return sorted(steps, key=lambda pair: pair[1].number)
 
 
+#: Public names that belong to no one check: name -> module that defines it.
+OTHER_EXPORTS = {"PrecisionWarning": "._messages"}
+
+
 def exports() -> dict[str, str]:
-    """Public name -> module that defines it: every check and its result types."""
-    out = {}
+    """Public name -> module that defines it: every check, its result types, and the others."""
+    out = dict(OTHER_EXPORTS)
     for check in CHECKS.values():
         out[check.name] = check.module
         out.update(dict.fromkeys(check.results, check.results_module))

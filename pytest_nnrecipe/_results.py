@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+    from ._dependency import RerunNoise
+
 # --- the structural checks ------------------------------------------------------------------
 
 
@@ -26,12 +28,15 @@ class DependencyResult:
     ``matrix[i, j]``: output unit ``i`` depends on input unit ``j`` (no forbidden pair when it
     passes); ``checked[i, j]``: the pair was covered; ``method`` and ``mode``: how. Each check
     adds the units it checked, then ``pairs``: how many forbidden pairs were checked.
+    ``noise``: how finely perturbation could tell (the measured rerun noise floor, the
+    threshold, what moved within it); ``None`` when gradients decided.
     """
 
     matrix: np.ndarray
     checked: np.ndarray
     method: str
     mode: str
+    noise: RerunNoise | None = dataclasses.field(default=None, kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +73,10 @@ class InitLoss:
     loss_name: str
     #: Sampling-noise allowance added to ``rtol * expected`` (0 when ``expected=`` was given).
     noise_allowance: float = 0.0
+    #: The allowance exceeds ``rtol * expected``: an init bug of that size passes here.
+    blunt: bool = False
+    #: The batch size (samples) from which the check is sharp; ``None`` when it is.
+    sharp_batch_size: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +122,7 @@ class ParamsUpdate:
     checked: tuple[str, ...]
     ignored: tuple[str, ...]
     loss: float
+    redundant: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +133,8 @@ class LrSchedule:
     peak: float
     final: float
     collapse_step: int | None
+    #: steps at which the rate falls below ``min_fraction`` of its peak and later comes back
+    dips: tuple[int, ...] = ()
 
 
 # --- the data checks ------------------------------------------------------------------------

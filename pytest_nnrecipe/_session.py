@@ -93,13 +93,10 @@ def apply_torch_settings(settings: Settings) -> None:
 
 def device_for(ctx: RunContext, settings: Settings) -> torch.device:
     """The ``torch.device`` a test runs on (``nn_device``, the ``--nn-model`` tests): ``cpu``,
-    or under ``--nn-gpu`` this process's CUDA device. Imports torch; seeds it with the test's
-    seed if this is its first import (it arrived after the test was seeded)."""
-    first_import = "torch" not in sys.modules
+    or under ``--nn-gpu`` this process's CUDA device. Imports torch (seeded on import if it
+    is the first time: ``_rng.seeded``)."""
     import torch
 
-    if first_import and ctx.seed is not None:
-        _rng.seed_torch(ctx.seed)
     apply_torch_settings(settings)
     device = torch.device(ctx.device)
     if device.type == "cuda" and device.index:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import pytest_nnrecipe
-from pytest_nnrecipe import _binding, _context, _devices, _registry, _rng, _session
+from pytest_nnrecipe import _binding, _context, _devices, _registration, _registry, _rng, _session
 from pytest_nnrecipe._hypothesis_plugin import PROFILE
 from pytest_nnrecipe._session import RUN_CONTEXT, SEED_RANGE, SETTINGS, Settings
 
@@ -36,6 +36,15 @@ pytest_plugins = [
     "pytest_nnrecipe._report_plugin",
     "pytest_nnrecipe._model_plugin",
 ]
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
+    """Loaded by module name next to the installed entry point (or the other way round):
+    registered once, under the first name (see ``_registration``)."""
+    _registration.hold_other_name(plugin, manager)
 
 
 # --- options ------------------------------------------------------------------------------
@@ -238,8 +247,7 @@ def pytest_runtest_protocol(
         artifacts_dir=settings.artifacts_dir,
     )
     item.stash[RUN_CONTEXT] = ctx
-    with _context.activate(ctx), _rng.preserved():
-        _rng.seed_all(seed)
+    with _context.activate(ctx), _rng.seeded(seed):  # also torch/NumPy imported by the test
         yield
 
 

@@ -199,16 +199,13 @@ def language_model(
     logits (a plain tensor or a Hugging Face ``ModelOutput``'s ``logits``).
 
     ``time_dim=1``, so the recipe checks causality. Every sequence starts with a different
-    token, so no two share a prefix and one batch can be fit exactly. The loss expected at
-    init is ``log(vocab_size)``, a uniform guess over the vocabulary: a few dozen target
-    tokens cover too little of it for their own prior (what the init check derives by
-    default) to be what an untrained model can know. (The derived default would pass too —
-    ``assert_init_loss`` allows for a prior estimated from fewer targets than classes — but
-    ``log(vocab_size)`` is the batch-independent number an untrained language model is known
-    to start at, and the one the report shows.)
+    token, so no two share a prefix and one batch can be fit exactly. The init step expects
+    ``expected="uniform"``: ``log(vocab_size)``, every token equally likely, the neutral start
+    an untrained language model is known to have (and the one heads without a bias, GPT-2's
+    and LLaMA's, can reach). A few dozen target tokens cover too little of the vocabulary for
+    their own prior to be what the model can know. (The derived default would pass too —
+    ``assert_init_loss`` allows for a prior estimated from fewer targets than classes.)
     """
-    import math
-
     import torch
 
     _sizes(vocab_size=vocab_size, seq_len=seq_len, batch=batch)
@@ -223,7 +220,7 @@ def language_model(
     fields.setdefault("time_dim", 1)
     fields.setdefault("loss_output", logits_for_cross_entropy)
     options = {k: dict(v) for k, v in (fields.pop("options", None) or {}).items()}
-    options.setdefault("init_loss", {}).setdefault("expected", math.log(vocab_size))
+    options.setdefault("init_loss", {}).setdefault("expected", "uniform")
     fields["options"] = options
     return RecipeSpec(tokens[:, :-1], tokens[:, 1:], torch.nn.CrossEntropyLoss(), **fields)
 

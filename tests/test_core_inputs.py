@@ -51,3 +51,42 @@ def test_it_finds_the_batch_size_shared_by_every_tensor() -> None:
 def test_it_rejects_bad_inputs_naming_the_argument(inputs, batch_dim, error, match) -> None:
     with pytest.raises(error, match=match):
         Inputs.of(inputs).batched(batch_dim)
+
+
+class _ThreeInputs(torch.nn.Module):
+    def forward(self, q, k, v, mask=None):
+        return q + k + v
+
+
+class _AnyInputs(torch.nn.Module):
+    def forward(self, *xs):
+        return sum(xs)
+
+
+@pytest.mark.parametrize(
+    ("model", "n"),
+    [
+        pytest.param(_ThreeInputs(), 3, id="module-with-3-same-shape-inputs"),
+        pytest.param(_ThreeInputs(), 4, id="module-with-an-optional-4th"),
+        pytest.param(_AnyInputs(), 9, id="module-with-star-args"),
+        pytest.param(lambda q, k, v: q + k + v, 3, id="function-with-3-inputs"),
+        pytest.param(torch.add, 2, id="builtin-without-a-signature"),
+    ],
+)
+def test_same_shape_positional_arguments_the_model_takes_are_not_samples(model, n) -> None:
+    xs = [torch.ones(4, 3) for _ in range(n)]
+    assert Inputs.of(xs, model=model).args == tuple(xs)
+
+
+def test_a_list_of_samples_is_told_apart_only_when_the_model_cannot_take_it() -> None:
+    net = torch.nn.Linear(3, 2)
+    samples = [torch.ones(3) for _ in range(4)]
+    with pytest.raises(ValueError, match=r"model= takes 1 positional argument: Linear\.forward"):
+        Inputs.of(samples, model=net)
+    Inputs.of(samples)  # without a model: positional arguments, as the API says
+    Inputs.of([torch.ones(3), torch.ones(2), torch.ones(3), torch.ones(3)], model=net)  # shapes
+    handle = net.register_forward_pre_hook(lambda module, args: (torch.stack(args),))
+    try:  # a pre-hook may take the arguments apart itself: no guessing
+        assert torch.equal(Inputs.of(samples, model=net).call(net), net(*samples))
+    finally:
+        handle.remove()

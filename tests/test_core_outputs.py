@@ -68,3 +68,27 @@ def test_it_reads_logits_of_a_hugging_face_model_output() -> None:
 def test_it_names_output_when_nothing_matches(out, output, match) -> None:
     with pytest.raises(ValueError, match=match):
         select(out, output)
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        pytest.param({"h": A, "logits": B}, B, id="logits-of-dict"),
+        pytest.param({"note": "n", "h": A}, A, id="the-only-tensor"),
+        pytest.param(NoLogits("n", A), A, id="dataclass-only-tensor"),
+        pytest.param((A, B), A, id="tuple-first-tensor"),
+    ],
+)
+def test_with_single_a_mapping_with_one_tensor_or_logits_is_still_read(out, expected) -> None:
+    assert select(out, single=True) is expected
+
+
+def test_with_single_a_mapping_of_several_tensors_and_no_logits_needs_output() -> None:
+    out = {"embedding": torch.zeros(8, 16), "scores": torch.zeros(8, 4)}
+    with pytest.raises(
+        ValueError,
+        match=r"a dict with 2 tensors and no 'logits': 'embedding' \(8, 16\), 'scores' \(8, 4\)"
+        r"\. .*Pass output=, e\.g\. output='embedding'",
+    ):
+        select(out, single=True)
+    assert select(out) is out["embedding"]  # the structural checks keep the documented rule

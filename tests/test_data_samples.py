@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -229,6 +230,18 @@ BAD_INPUT: list[Any] = [
         ValueError, r"class labels must be scalars", id="one-hot-labels",
     ),
     pytest.param(
+        lambda: nn.assert_balanced(torch.tensor([0, 1]), classes=0),
+        ValueError, r"classes=0 must be a positive number of classes", id="zero-classes",
+    ),
+    pytest.param(
+        lambda: nn.assert_balanced(torch.tensor([0, 1]), classes=2.0),
+        TypeError, r"classes=2.0 must be a number of classes n .*e\.g\. classes=10", id="float-classes",
+    ),
+    pytest.param(
+        lambda: nn.assert_balanced(torch.tensor([0, 1]), classes=True),
+        TypeError, r"classes=True must be a number of classes", id="bool-classes",
+    ),
+    pytest.param(
         lambda: nn.assert_normalized(torch.zeros(2, 3, 4), mean=(0.0, 0.0)),
         ValueError, r"mean= has 2 values but the data has 3 channels", id="mean-length",
     ),
@@ -277,6 +290,57 @@ _private = np.random.default_rng(0)
 
 def _unseeded_noise(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x + float(_private.random()), y
+
+
+EMPTY: list[Any] = [
+    pytest.param(lambda: [], id="list"),
+    pytest.param(lambda: torch.zeros(0, 3), id="tensor"),
+    pytest.param(lambda: np.zeros((0, 3)), id="array"),
+    pytest.param(lambda: Pairs(0), id="dataset"),
+    pytest.param(lambda: Stream(torch.zeros(0, 3)), id="iterable-dataset"),
+]
+SOME = torch.arange(6.0).reshape(3, 2)
+
+EMPTY_CHECKS: list[Any] = [
+    pytest.param(lambda e: nn.assert_no_duplicates(e), "data=", id="no_duplicates"),
+    pytest.param(lambda e: nn.assert_disjoint(e, SOME), "train=", id="disjoint-train"),
+    pytest.param(lambda e: nn.assert_disjoint(SOME, e), "test=", id="disjoint-test"),
+    pytest.param(
+        lambda e: nn.assert_disjoint(SOME, SOME + 9, e, names=("train", "val", "holdout")),
+        "more[0]= (split 'holdout')", id="disjoint-third-split",
+    ),
+    pytest.param(lambda e: nn.assert_consistent_labels(e), "inputs=", id="labels-pairs"),
+    pytest.param(lambda e: nn.assert_consistent_labels(e, []), "inputs=", id="labels-aligned"),
+    pytest.param(lambda e: nn.assert_finite_data(e), "data=", id="finite_data"),
+    pytest.param(lambda e: nn.assert_balanced(e), "labels=", id="balanced"),
+    pytest.param(lambda e: nn.assert_balanced(e, classes=3), "labels=", id="balanced-classes"),
+    pytest.param(lambda e: nn.assert_normalized(e), "batch=", id="normalized"),
+    pytest.param(lambda e: nn.describe_data(e, show=False), "data=", id="describe_data"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("empty", EMPTY)
+@pytest.mark.parametrize(("check", "argument"), EMPTY_CHECKS)
+def test_every_data_check_refuses_an_empty_dataset_naming_the_argument(
+    check: Callable[[Any], Any], argument: str, empty: Callable[[], Any]
+) -> None:
+    with pytest.raises(
+        ValueError, match=rf"^{re.escape(argument)} is empty \(.*\): nothing to check: 0 samples\."
+    ):
+        check(empty())
+
+
+def test_an_augmentation_check_of_no_images_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"inputs= is an empty list: nothing to check: 0 samples"):
+        nn.assert_augmentation_consistent(lambda x, y: (x, y), [], [], label_type="mask")
+
+
+@pytest.mark.parametrize(
+    "data", [np.array(["a", "b"]), ["a", "b"], np.zeros((4, 0))], ids=["str-array", "str-list", "no-values"]
+)  # fmt: skip
+def test_finite_data_refuses_data_without_numbers(data: Any) -> None:
+    with pytest.raises(ValueError, match=r"data= holds no numeric values.*nothing to check.*key="):
+        nn.assert_finite_data(data)
 
 
 @pytest.mark.parametrize(("call", "error", "match"), BAD_INPUT)

@@ -91,6 +91,19 @@ def test_classes_given_as_a_tensor_are_matched_by_value(classes: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "count", [3, np.int64(3), torch.tensor(3)], ids=["int", "numpy-int", "0-d-tensor"]
+)  # fmt: skip
+def test_classes_may_be_a_count_of_the_labels_0_to_n_minus_1(count: Any) -> None:
+    labels = torch.tensor([0, 1] * 10)
+    with pytest.raises(AssertionError, match=r"1 of 3 classes.*\n.*class 2: 0 of 20 samples"):
+        nn.assert_balanced(labels, classes=count, min_share=0.1)
+    result = nn.assert_balanced(labels, classes=2)
+    assert result.counts == {0: 10, 1: 10}
+    with pytest.raises(AssertionError, match=r"labels outside classes=: \[2\]"):
+        nn.assert_balanced(torch.tensor([0, 1, 2] * 5), classes=2)
+
+
+@pytest.mark.parametrize(
     "as_data", [lambda y: y, lambda y: y.tolist(), lambda y: [(torch.zeros(2), v) for v in y]],
     ids=["tensor", "list", "pairs"],
 )  # fmt: skip

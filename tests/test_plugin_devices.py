@@ -202,17 +202,22 @@ def test_a_conftest_that_chose_fewer_torch_threads_keeps_them_under_xdist(
 
 # --- on a CUDA machine (scripts/gpu-check.sh runs these with --nn-gpu) --------------------
 
+# Without xdist both files run in one process: the second test finds CUDA started by the first
+# (by design), so what counts is whether CUDA had started before the first test of a process.
 GPU_TEST = """
 import os
+import sys
 import torch
 
 def test_device(nn_device, request):
     started_before = torch.cuda.is_initialized()
+    first = not hasattr(sys, "nn_gpu_test_ran")
+    sys.nn_gpu_test_ran = True
     x = torch.ones(3, device=nn_device)
     worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
-    (request.config.rootpath / f"gpu-{worker}-{request.node.name}.txt").write_text(
+    (request.config.rootpath / f"gpu-{worker}-{request.node.path.stem}.txt").write_text(
         f"{nn_device}|{os.environ.get('CUDA_VISIBLE_DEVICES')}|{started_before}|"
-        f"{x.device}|{torch.cuda.current_device()}"
+        f"{x.device}|{torch.cuda.current_device()}|{first}"
     )
 """
 
@@ -229,9 +234,15 @@ def test_it_runs_on_the_gpu_pinned_per_worker_without_starting_cuda_early(
     result = pytester.runpytest_subprocess("--nn-gpu", *plugin_args)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["nnrecipe: torch *, device cuda*, base seed 0 *--nn-gpu)"])
-    for path in pytester.path.glob("gpu-*.txt"):
-        device, env, started, tensor_device, current = path.read_text().split("|")
-        assert started == "False", f"CUDA started before the test touched it: {path.name}"
+    reports = sorted(pytester.path.glob("gpu-*.txt"))
+    firsts = [p.read_text().endswith("|True") for p in reports]
+    assert len(reports) == 2 and sum(firsts) == (2 if plugin_args[-1:] == ["2"] else 1), (
+        reports
+    )  # per process
+    for path in reports:
+        device, env, started, tensor_device, current, first = path.read_text().split("|")
+        if first == "True":
+            assert started == "False", f"CUDA started before any test touched it: {path.name}"
         assert device == tensor_device == "cuda:0" and current == "0"
         if plugin_args[-1:] == ["2"]:  # two workers (no xdist, and -n 0, run in this process)
             worker = int(path.name.split("-")[1].removeprefix("gw"))

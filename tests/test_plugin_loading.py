@@ -81,3 +81,49 @@ def test_it_can_be_switched_off_by_its_entry_point_name(
     result = pytester.runpytest("-p", "no:nnrecipe")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("nnrecipe:*")
+
+
+REGISTERED_ONCE_TEST = """
+import sys
+
+def test_registered_once(request, nn_seed):
+    module = sys.modules["pytest_nnrecipe.plugin"]
+    plugins = request.config.pluginmanager.list_name_plugin()
+    assert [name for name, plugin in plugins if plugin is module] == [WHERE]
+"""
+
+
+def _registered_once(pytester: pytest.Pytester, where: str) -> None:
+    pytester.makepyfile(
+        test_once=REGISTERED_ONCE_TEST.replace("WHERE", repr(where)),
+    )
+
+
+def _assert_registered_once(result: pytest.RunResult) -> None:
+    result.assert_outcomes(passed=1)
+    assert result.stdout.str().count("nnrecipe: torch") == 1, result.stdout.str()
+
+
+def test_it_loads_once_by_module_name_next_to_the_installed_entry_point(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `-p` imports and registers the module under its name before pytest loads the entry
+    # points, which register it under `nnrecipe`: the second registration must be skipped.
+    monkeypatch.delenv("PYTEST_PLUGINS", raising=False)
+    _registered_once(pytester, "pytest_nnrecipe.plugin")
+    _assert_registered_once(pytester.runpytest_subprocess("-p", "pytest_nnrecipe.plugin"))
+
+
+@pytest.mark.parametrize("way", ["PYTEST_PLUGINS", "conftest pytest_plugins"])
+def test_it_loads_once_when_named_after_the_entry_point_loaded_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    # The entry point registers it under `nnrecipe` first; naming the module afterwards must
+    # not register it a second time.
+    monkeypatch.delenv("PYTEST_PLUGINS", raising=False)
+    if way == "PYTEST_PLUGINS":
+        monkeypatch.setenv("PYTEST_PLUGINS", "pytest_nnrecipe.plugin")
+    else:
+        pytester.makeconftest("pytest_plugins = ['pytest_nnrecipe.plugin']")
+    _registered_once(pytester, "nnrecipe")
+    _assert_registered_once(pytester.runpytest())

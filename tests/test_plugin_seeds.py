@@ -4,14 +4,17 @@ test and restored after it, printed with every failure as a command that reprodu
 from __future__ import annotations
 
 import random
+import shutil
 
 import numpy  # imported here: the in-process runs below use it, and it cannot be imported twice
 import pytest
+import torch  # ... nor can torch, which an in-process run of another test module may import
 
 from pytest_nnrecipe import _rng
 
 SEEDS_TEST = """
 import random
+import shutil
 import numpy
 import pytest
 
@@ -83,6 +86,7 @@ def test_each_test_gets_the_same_seed_in_any_order_and_on_any_worker(
 
 RESTORE_CONFTEST = """
 import random
+import shutil
 import numpy
 import pytest
 import torch
@@ -111,6 +115,7 @@ def pytest_terminal_summary(terminalreporter):
 
 RESTORE_TEST = """
 import random
+import shutil
 import numpy
 import torch
 
@@ -131,8 +136,6 @@ def test_fails_after_scrambling():
 
 
 def test_rng_states_are_restored_after_each_test(pytester: pytest.Pytester) -> None:
-    import torch  # noqa: F401  (in-process run below imports it; torch cannot be imported twice)
-
     pytester.makeconftest(RESTORE_CONFTEST)
     pytester.makepyfile(RESTORE_TEST)
     result = pytester.runpytest()
@@ -142,6 +145,7 @@ def test_rng_states_are_restored_after_each_test(pytester: pytest.Pytester) -> N
 
 FAILING_TEST = """
 import random
+import shutil
 
 def test_passes():
     pass
@@ -235,3 +239,99 @@ def test_the_reproduce_command_works_from_the_directory_pytest_was_started_in(
         again = pytester.runpytest_inprocess("test_fail.py::test_fails", "--nn-seed=3")
     again.assert_outcomes(failed=1)
     again.stdout.fnmatch_lines([f"E * value={value!r}"])
+
+
+IMPORTING_TEST = """
+import pytest
+
+@pytest.mark.parametrize("i", range(4))
+def test_draw(request, i):
+    import numpy
+    import torch
+
+    values = f"{torch.rand(1).item()!r} {numpy.random.random()!r}"
+    (request.config.rootpath / "draws" / request.node.name).write_text(values)
+"""
+
+LEFT_SEEDED_CONFTEST = """
+import sys
+import pytest
+from pytest_nnrecipe import _rng
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item):
+    yield
+    left_seeded = sys.modules["torch"].initial_seed() == _rng.derive_seed(0, item.nodeid)
+    (item.config.rootpath / "draws" / f"{item.name}.after").write_text(str(left_seeded))
+"""
+
+
+def test_a_test_that_imports_torch_and_numpy_draws_the_same_numbers_in_every_run(
+    pytester: pytest.Pytester,
+) -> None:
+    # torch and NumPy are imported by the first test of each fresh process, after the plugin
+    # seeded the generators in use: they must be seeded the moment their import finishes.
+    pytester.makepyfile(test_draw=IMPORTING_TEST)
+    pytester.makeconftest(LEFT_SEEDED_CONFTEST)
+    expected = {}
+    for i in range(4):
+        seed = _rng.derive_seed(0, f"test_draw.py::test_draw[{i}]")
+        torch_draw = torch.rand(1, generator=torch.Generator().manual_seed(seed)).item()
+        expected[f"test_draw[{i}]"] = f"{torch_draw!r} {numpy.random.RandomState(seed).random()!r}"
+    draws = pytester.path / "draws"
+    for args in ([], ["-n", "2"]):  # fresh processes: a serial run, and two xdist workers
+        draws.mkdir()
+        pytester.runpytest_subprocess(*args).assert_outcomes(passed=4)
+        got = {p.name: p.read_text() for p in draws.iterdir() if p.suffix != ".after"}
+        assert got == expected, args
+        # ... and restored afterwards, as the generators that were in use before the test
+        assert {p.read_text() for p in draws.glob("*.after")} == {"False"}, args
+        shutil.rmtree(draws)
+
+
+UNCOLLECTED_GIVEN_TEST = """
+def test_calls_a_given_function(request):
+    from hypothesis import given, strategies as st  # in a fresh process: imported here first
+
+    seen = []
+
+    @given(st.integers(), st.floats(allow_nan=False))
+    def draw(n, x):
+        seen.append((n, x))
+
+    draw()
+    (request.config.rootpath / "examples" / request.node.name).write_text(repr(seen))
+
+def test_another(request):
+    test_calls_a_given_function(request)
+"""
+
+
+def _examples_of_a_run(
+    pytester: pytest.Pytester, *args: str, fresh: bool = False
+) -> dict[str, str]:
+    examples = pytester.path / "examples"
+    shutil.rmtree(examples, ignore_errors=True)
+    examples.mkdir()
+    run = pytester.runpytest_subprocess if fresh else pytester.runpytest
+    run("-p", "no:cacheprovider", *args).assert_outcomes(passed=2)
+    return {p.name: p.read_text() for p in examples.iterdir()}
+
+
+def test_a_given_function_called_inside_a_test_draws_from_the_test_seed(
+    pytester: pytest.Pytester,
+) -> None:
+    from hypothesis import core
+
+    pytester.makepyfile(test_given=UNCOLLECTED_GIVEN_TEST)
+    global_random = core.threadlocal._hypothesis_global_random
+    first = _examples_of_a_run(pytester)
+    assert core.threadlocal._hypothesis_global_random is global_random  # restored
+    assert first == _examples_of_a_run(pytester)  # the same examples in another run
+    assert first["test_calls_a_given_function"] != first["test_another"]  # seeds per test
+    other = _examples_of_a_run(pytester, "--nn-seed=1")
+    assert other["test_another"] != first["test_another"]  # ... from the base seed
+    # Fresh processes, serial and on xdist workers. (Hypothesis mixes literal constants of the
+    # modules a process has imported into its examples: compare processes that import the same.)
+    serial = _examples_of_a_run(pytester, fresh=True)
+    assert serial == _examples_of_a_run(pytester, "-n", "2", fresh=True)

@@ -68,6 +68,24 @@ def test_the_nnrecipe_profile_is_loaded_by_default_when_hypothesis_is_imported(
     result.stdout.fnmatch_lines(["*profile nnrecipe examples 25 deadline None*"])
 
 
+@pytest.mark.parametrize("how", ["PYTEST_PLUGINS", "-p"])
+def test_the_profile_loads_when_the_plugin_is_loaded_by_name_without_entry_points(
+    pytester, monkeypatch, how
+):
+    # As from a checkout that is not installed (scripts/gpu-check.sh): no pytest11 entry point
+    # (autoload off), and no hypothesis entry point (HYPOTHESIS_NO_PLUGINS: Hypothesis runs none)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("HYPOTHESIS_NO_PLUGINS", "1")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_PLUGINS", raising=False)
+    args = ["-p", "pytest_nnrecipe.plugin"]
+    if how == "PYTEST_PLUGINS":
+        monkeypatch.setenv("PYTEST_PLUGINS", "pytest_nnrecipe.plugin")
+        args = []
+    result = run_counting(pytester, *args, subprocess=True)
+    result.stdout.fnmatch_lines(["*profile nnrecipe examples 25 deadline None*"])
+
+
 @pytest.mark.parametrize(
     ("ci", "hypothesis_profile"), [("", "default"), ("true", "ci")], ids=["local", "on-ci"]
 )
@@ -78,6 +96,7 @@ def test_disabling_the_plugin_disables_the_profile_too(
         monkeypatch.setenv("CI", ci)
     else:
         monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_PLUGINS", raising=False)  # scripts/gpu-check.sh loads it so
     result = run_counting(pytester, "-p", "no:nnrecipe", subprocess=True)
     result.stdout.fnmatch_lines([f"*profile {hypothesis_profile} examples 100 *"])
 

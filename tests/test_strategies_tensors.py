@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import find, given
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from pytest_nnrecipe import _context
@@ -18,13 +18,14 @@ INTS = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64]
 
 
 @pytest.mark.parametrize("dtype", FLOATS + INTS, ids=str)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # nn_device: one value
 @given(data=st.data())
-def test_tensors_have_the_shape_dtype_and_bounds_asked_for(dtype, data):
+def test_tensors_have_the_shape_dtype_and_bounds_asked_for(dtype, data, nn_device):
     shape = data.draw(nst.batch_shapes(max_elements=64), label="shape")
     lo = data.draw(st.integers(0, 5), label="min_value")
     hi = data.draw(st.integers(lo, 100), label="max_value")
     x = data.draw(nst.tensors(shape, dtype=dtype, min_value=lo, max_value=hi), label="x")
-    assert x.shape == shape and x.dtype == dtype and x.device.type == "cpu"
+    assert x.shape == shape and x.dtype == dtype and x.device == nn_device  # the test's device
     assert bool(torch.isfinite(x.double()).all())
     assert lo <= x.double().min() and x.double().max() <= hi
 
@@ -87,11 +88,11 @@ def test_tensors_shrink_to_a_small_shape_of_simple_values():
     assert y.numel() == 6 and bool((y == 0).all())  # (6,) or (2, 3): no element to spare
 
 
-def test_the_device_defaults_to_the_running_tests_device():
+def test_the_device_defaults_to_the_running_tests_device(nn_device):
     strategy = nst.tensors((2,))
     with _context.activate(_context.RunContext(device="meta")):
         assert find(strategy, lambda t: True).device.type == "meta"
-    assert find(strategy, lambda t: True).device.type == "cpu"
+    assert find(strategy, lambda t: True).device == nn_device  # cpu, or cuda under --nn-gpu
 
 
 def test_an_explicit_device_wins_over_the_tests_device():

@@ -11,8 +11,13 @@ from pytest_nnrecipe import assert_causal, assert_no_batch_mixing
 lin = nn.Linear(3, 3)
 x = torch.randn(4, 5, 3)
 
+SAMPLES = [torch.randn(5, 3) for _ in range(4)]  # per-sample tensors, not stacked
+STACK = r"list of 4 tensors of one shape \(5, 3\).*takes 1 positional argument.*torch\.stack"
+
 ROWS = [
     # (id, check, args, kwargs, error, message pattern)
+    ("list-of-samples", assert_no_batch_mixing, (lin, SAMPLES), {}, ValueError, STACK),
+    ("causal-list-of-samples", assert_causal, (lin, SAMPLES), {}, ValueError, STACK),
     ("model-not-callable", assert_no_batch_mixing, ("net", x), {}, TypeError, r"model= must be"),
     ("causal-model-not-callable", assert_causal, (3, x), {}, TypeError, r"model= must be"),
     ("inputs-not-tensors", assert_no_batch_mixing, (lin, 3.0), {}, TypeError, r"inputs= must be"),

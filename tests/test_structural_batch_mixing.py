@@ -76,15 +76,34 @@ def test_an_independent_model_passes_and_returns_the_diagonal(method):
         result.method = "x"  # type: ignore[misc]
 
 
-def test_auto_picks_grad_for_floats_and_perturb_for_token_ids():
+def test_auto_picks_grad_for_floats_and_for_half_precision_token_ids_an_embedding_reads():
     float_model = nn.Linear(3, 2)
     token_model = nn.Sequential(nn.Embedding(10, 3), nn.Linear(3, 2))
+    ids = torch.randint(0, 10, (4, 5))
     assert assert_no_batch_mixing(float_model, torch.randn(4, 3)).method == "grad"
-    assert assert_no_batch_mixing(token_model, torch.randint(0, 10, (4, 5))).method == "perturb"
-    assert (
-        assert_no_batch_mixing(token_model, torch.randint(0, 10, (4, 5)), method="grad").method
-        == "grad"
-    )
+    # float32 on the CPU: bitwise-identical reruns make perturbation exact, and cheaper
+    assert assert_no_batch_mixing(token_model, ids).method == "perturb"
+    assert assert_no_batch_mixing(token_model, ids, method="grad").method == "grad"
+    # half precision: a small change rounds away, the gradient at the embedding output does not
+    assert assert_no_batch_mixing(token_model.to(torch.bfloat16), ids).method == "grad"
+    linear = nn.Linear(5, 2).to(torch.bfloat16)  # no embedding: the ids go in as numbers
+    assert assert_no_batch_mixing(lambda t: linear(t.bfloat16()), ids).method == "perturb"
+
+
+def test_token_ids_read_outside_an_embedding_are_confirmed_by_perturbation():
+    emb = nn.Embedding(10, 3).to(torch.bfloat16)  # half precision: auto takes gradients
+
+    def padded(ids: torch.Tensor) -> torch.Tensor:
+        return emb(ids) * (ids != 0).unsqueeze(-1)  # a mask from the ids: no gradient shows it
+
+    result = assert_no_batch_mixing(padded, torch.randint(0, 10, (4, 5)))
+    assert result.method.startswith("grad+perturb") and "ne on the integer inputs" in result.method
+
+    def leaky(ids: torch.Tensor) -> torch.Tensor:  # sample i reads whether sample i-1 is padded
+        return emb(ids) * (ids.roll(1, 0) != 0).unsqueeze(-1)
+
+    with pytest.raises(AssertionError, match=r"(?s)depends on input of sample.*roll on the"):
+        assert_no_batch_mixing(leaky, torch.tensor([[0, 1, 2]] * 4))
 
 
 class TokenMixer(nn.Module):
@@ -221,6 +240,9 @@ def test_multiple_inputs_share_the_batch():
 
 
 def test_it_falls_back_to_one_product_at_a_time_without_batched_gradients(monkeypatch, recwarn):
+    from pytest_nnrecipe import _dependency
+
+    monkeypatch.setattr(_dependency, "batched_products", lambda device: True)
     real = torch.autograd.grad
 
     def no_batching(*args, **kwargs):

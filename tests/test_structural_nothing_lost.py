@@ -142,7 +142,8 @@ def test_a_model_that_raises_mid_check_is_left_as_it_was(n, method):
     model = Flaky(prepared(lambda: M.CausalTransformer(20)), n)
     before = snapshot(model)
     outcome = run_to_the_end_or_boom(lambda: assert_causal(model, ids, method=method, max_batch=2))
-    assert outcome == "boom"  # 5 cuts in passes of 2 copies: at least 3 calls
+    # perturb: 5 cuts in passes of 2 copies, at least 3 calls; grad: one forward for all cuts
+    assert outcome == ("boom" if method == "perturb" or n == 1 else "passed")
     assert_same(before, snapshot(model))
     assert torch.backends.mha.get_fastpath_enabled()  # switched off for perturbation only
 

@@ -44,12 +44,30 @@ def nan_model():
     return NaN()
 
 
+class EmbeddingAndScores(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed, self.head = nn.Linear(8, 16), nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = self.embed(x)
+        return {"embedding": h, "scores": self.head(h)}
+
+
 def other_schedulers_optimizer():
     o = sgd()
     return assert_lr_schedule(sgd(), torch.optim.lr_scheduler.StepLR(o, 10), 100)
 
 
 CASES = [
+    (
+        "list-of-samples",
+        lambda: assert_params_update(net(), list(X), Y, nn.CrossEntropyLoss()),
+        ValueError,
+        r"inputs= is a list of 8 tensors of one shape \(8,\), but model= takes 1 positional "
+        r"argument: Sequential\.forward\(input\).*inputs=torch\.stack\(samples\).*"
+        r"pass a tuple",
+    ),
     (
         "batch-size-mismatch",
         lambda: assert_can_overfit(net(), X, Y[:7], nn.CrossEntropyLoss()),
@@ -103,6 +121,32 @@ CASES = [
         lambda: assert_can_overfit(net(), X, Y, "cross_entropy"),
         TypeError,
         r"loss_fn= must be a callable",
+    ),
+    (
+        "loss-class-instead-of-an-instance",
+        lambda: assert_init_loss(net(), X, Y, nn.CrossEntropyLoss),
+        TypeError,
+        r"loss_fn=nn\.CrossEntropyLoss is a class, not a loss.*loss_fn=nn\.CrossEntropyLoss\(\)",
+    ),
+    (
+        "dict-output-with-no-logits",
+        lambda: assert_can_overfit(EmbeddingAndScores(), X, Y, nn.CrossEntropyLoss()),
+        ValueError,
+        r"2 tensors and no 'logits': 'embedding' \(8, 16\), 'scores' \(8, 4\).*Pass output=",
+    ),
+    (
+        "strict-not-a-bool",
+        lambda: assert_params_update(net(), X, Y, nn.CrossEntropyLoss(), strict="yes"),
+        TypeError,
+        r"strict='yes' must be True or False",
+    ),
+    (
+        "restarts-not-a-bool",
+        lambda: (
+            lambda o: assert_lr_schedule(o, torch.optim.lr_scheduler.StepLR(o, 10), 100, restarts=1)
+        )(sgd()),
+        TypeError,
+        r"restarts=1 must be True",
     ),
     (
         "loss-fn-that-raises",

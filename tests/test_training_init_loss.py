@@ -202,16 +202,15 @@ def test_a_model_that_already_knows_the_labels_is_suspiciously_good():
         assert_init_loss(model, x, y, nn.CrossEntropyLoss())
 
 
-def test_an_unknown_loss_needs_expected():
+def test_expected_overrides_the_derived_optimum_and_is_never_required():
     model, x, y = mlp(), torch.randn(8, 8), torch.arange(8) % 4
 
     def custom(out, t):
         return F.cross_entropy(out, t)
 
-    with pytest.raises(ValueError, match=r"loss_fn=.*custom.*pass expected="):
-        assert_init_loss(model, x, y, custom)
-    result = assert_init_loss(model, x, y, custom, expected=math.log(4))
-    assert result.expected == math.log(4)
+    assert assert_init_loss(model, x, y, custom).expected == pytest.approx(math.log(4))
+    result = assert_init_loss(model, x, y, custom, expected=1.3)
+    assert result.expected == 1.3 and result.noise_allowance == 0
 
 
 def test_a_structured_output_is_selected_before_the_loss():

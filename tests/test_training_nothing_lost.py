@@ -102,3 +102,51 @@ def test_a_model_that_raises_half_way_leaves_nothing_changed(check, fail_at):
     finally:
         Net.fail_at = None
     same(before, state(model))
+
+
+class WritesIntoItsInput(nn.Module):
+    """Pixels to [0, 1] in place, as people write it: ``x /= 255``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        x /= 255
+        return self.head(torch.relu(self.lin(x * 255)))
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=IDS)
+def test_a_model_writing_into_its_input_leaves_the_users_tensor_bitwise_unchanged(check):
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 8) * 255, torch.arange(8) % 4
+    kept = x.clone()
+    try:
+        check(WritesIntoItsInput(), x, y)
+    except AssertionError:
+        pass  # only the user's tensors matter here
+    assert torch.equal(x, kept)
+
+
+def test_every_step_sees_the_same_batch_so_an_in_place_model_still_fits_it():
+    # Without fresh copies x shrinks by 255 at every step and the run stalls.
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 8), torch.arange(8) % 4
+    kept = x.clone()
+    result = assert_can_overfit(WritesIntoItsInput(), x, y, nn.CrossEntropyLoss())
+    assert result.steps < 300 and torch.equal(x, kept)
+
+
+def test_a_loss_writing_into_its_targets_leaves_the_users_targets_unchanged():
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 8), torch.randn(8, 4)
+    kept = y.clone()
+
+    def centred_mse(out, t):
+        t -= t.mean()  # in place, on what the check hands it
+        return ((out - t) ** 2).mean()
+
+    assert_loss_decreases(WritesIntoItsInput(), x, y, centred_mse)
+    assert_init_loss(WritesIntoItsInput(), x, y, centred_mse, rtol=10)
+    assert torch.equal(y, kept)

@@ -82,9 +82,15 @@ def test_long_parameter_names_fit_80_columns_and_keep_their_layer_and_end():
             assert any(f".layer.{layer}." in n and n.endswith(end) for n in names), names
 
 
-def test_a_bias_before_batchnorm_gets_an_exactly_zero_gradient():
-    with pytest.raises(AssertionError, match=r"(?s)BatchNorm.*a\.bias .*gradient is zero"):
-        assert_params_update(Net(bias_before_bn=True), *batch(), nn.CrossEntropyLoss())
+def test_a_bias_before_batchnorm_is_redundant_a_note_and_a_failure_only_when_strict():
+    result = assert_params_update(Net(bias_before_bn=True), *batch(), nn.CrossEntropyLoss())
+    assert result.redundant == ("a.bias",) and "a.bias" in result.checked
+    with pytest.raises(
+        AssertionError,
+        match=r"(?s)1 of 8 trainable parameters do not learn: a\.bias\..*"
+        r"a\.bias +\(16,\) +cannot change the output: redundant by construction",
+    ):
+        assert_params_update(Net(bias_before_bn=True), *batch(), nn.CrossEntropyLoss(), strict=True)
 
 
 def test_a_non_finite_gradient_is_named():
@@ -116,3 +122,95 @@ def test_frozen_parameters_are_not_checked():
     model = Net(detach=True)
     model.b.requires_grad_(False)
     assert "b.weight" not in assert_params_update(model, *batch(), nn.CrossEntropyLoss()).checked
+
+
+class DeadPaths(nn.Module):
+    """``scale`` is rounded (zero gradient everywhere, but it changes the output); ``side``
+    runs under no_grad (no gradient, changes the output); ``key_bias`` adds the same number
+    to every score of a softmax, as an attention key bias does (cannot change anything)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(8, 4)
+        self.scale = nn.Parameter(torch.tensor(1.3))
+        self.side = nn.Linear(8, 4)
+        self.key_bias = nn.Parameter(torch.zeros(8))
+
+    def forward(self, x):
+        with torch.no_grad():
+            side = self.side(x)
+        scores = self.head(x) * self.scale.round() + side
+        return (scores + (x @ self.key_bias)[:, None]).softmax(-1).log()
+
+
+def test_no_gradient_fails_when_the_parameter_changes_the_output_and_is_a_note_when_not():
+    with pytest.raises(AssertionError) as info:
+        assert_params_update(DeadPaths(), *batch(), nn.NLLLoss())
+    text = str(info.value)
+    assert "3 of 6 trainable parameters do not learn: scale, side.weight, side.bias." in text
+    assert re.search(r"scale +\(\) +gradient is zero \(exactly zero\), yet it changes the", text)
+    assert re.search(r"side\.weight +\(4, 8\) +no gradient: ran in forward, cut off from the", text)
+    assert "1 parameter cannot learn by construction (perturbing it leaves the outputs and " in text
+    assert "the loss unchanged): key_bias; harmless when by design" in text
+    with pytest.raises(AssertionError, match=r"key_bias +\(8,\) +cannot change the output"):
+        assert_params_update(DeadPaths(), *batch(), nn.NLLLoss(), strict=True)
+    result = assert_params_update(DeadPaths(), *batch(), nn.NLLLoss(), ignore=["scale", "side.*"])
+    assert result.redundant == ("key_bias",)
+
+
+class Float32Only(nn.Module):
+    """Builds a float32 tensor in forward: it cannot run in float64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 16)
+        self.bn = nn.BatchNorm1d(16)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.a(x)))) @ torch.eye(4, dtype=torch.float32)
+
+
+def test_without_float64_a_parameter_without_gradient_stays_a_failure_and_says_why():
+    with pytest.raises(AssertionError) as info:
+        assert_params_update(Float32Only(), *batch(), nn.CrossEntropyLoss())
+    text = str(info.value)
+    assert "1 of 6 trainable parameters do not learn: a.bias." in text
+    assert "was not tested: the model does not run in float64 (RuntimeError" in text
+
+
+def tiny_bert_decoder() -> nn.Module:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    config = transformers.BertConfig(
+        vocab_size=32,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        is_decoder=True,
+    )
+    return transformers.BertLMHeadModel(config)
+
+
+def test_a_bert_key_bias_is_redundant_by_evidence_though_float32_rounding_moves_it():
+    torch.manual_seed(0)
+    ids, nxt = torch.randint(0, 32, (4, 12)), torch.randint(0, 32, (4, 12))
+
+    def lm_loss(logits, y):
+        return nn.functional.cross_entropy(logits.reshape(-1, 32), y.reshape(-1))
+
+    keys = tuple(f"bert.encoder.layer.{i}.attention.self.key.bias" for i in (0, 1))
+    result = assert_params_update(tiny_bert_decoder(), ids, nxt, lm_loss)
+    assert result.redundant == keys and len(result.checked) == 42
+    with pytest.raises(AssertionError, match=r"2 of 42 trainable parameters do not learn: bert"):
+        assert_params_update(tiny_bert_decoder(), ids, nxt, lm_loss, strict=True)
+    # Why float64: in float32 the key bias does move the logits, by rounding alone.
+    model = tiny_bert_decoder().eval()
+    with torch.no_grad():
+        before = model(ids).logits
+        model.bert.encoder.layer[0].attention.self.key.bias.add_(torch.randn(32) * 3)
+        after = model(ids).logits
+    assert 0 < float((after - before).abs().max()) < 1e-4 * float(before.abs().max())

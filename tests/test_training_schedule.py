@@ -104,3 +104,46 @@ def test_each_param_group_is_checked_and_the_lrs_recorded():
     assert len(record.lrs) == 1000
     # Under the names the learning-rate picture reads: the run length and the (almost) zero line.
     assert record.total_steps == 1000 and record.floor == pytest.approx(0.01 * 0.1)
+
+
+def test_a_cosine_whose_t_max_counts_epochs_dips_to_zero_periodically_and_fails():
+    o = opt()
+    with pytest.raises(AssertionError) as info:
+        assert_lr_schedule(o, S.CosineAnnealingLR(o, T_max=100), 10_000)
+    text = str(info.value)
+    assert "falls below 1% of its peak (0.1) at step 94 of 10000 and comes back 50 times" in text
+    assert "every 200 steps" in text
+    assert "T_max=100 but stepped 10000 times: is T_max in epochs while the scheduler" in text
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o: S.CosineAnnealingWarmRestarts(o, T_0=100),
+        lambda o: S.CyclicLR(o, base_lr=1e-5, max_lr=0.1, step_size_up=50),
+        lambda o: S.SequentialLR(
+            o,
+            [S.LinearLR(o, 0.1, total_iters=10), S.CosineAnnealingWarmRestarts(o, T_0=50)],
+            [10],
+        ),
+    ],
+    ids=["warm-restarts", "cyclic", "warmup-then-restarts"],
+)
+def test_restart_schedules_may_dip_periodically(make):
+    o = opt()
+    result = assert_lr_schedule(o, make(o), 2000)
+    assert len(result.dips) > 1  # they do dip, and pass
+
+
+def test_restarts_true_allows_a_hand_made_cycle_and_false_forbids_a_known_one():
+    o = opt()
+    cycle = lambda t: max(1e-4, abs(math.cos(math.pi * t / 100)))  # noqa: E731
+    with pytest.raises(AssertionError, match=r"If the restarts are intended, pass restarts=True"):
+        assert_lr_schedule(o, S.LambdaLR(o, cycle), 1000)
+    o = opt()
+    assert len(assert_lr_schedule(o, S.LambdaLR(o, cycle), 1000, restarts=True).dips) == 10
+    o = opt()
+    with pytest.raises(AssertionError, match=r"comes back"):
+        assert_lr_schedule(
+            o, S.CosineAnnealingWarmRestarts(o, T_0=100, eta_min=0), 1000, restarts=False
+        )

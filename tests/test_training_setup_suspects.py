@@ -176,3 +176,63 @@ def test_zeroing_one_of_two_names_for_the_same_tensor_zeroes_only_that_one():
         TokensAndLabels(), batch, ids, nn.CrossEntropyLoss(), zero=["input_ids"]
     )
     assert result.final < 0.5 * result.baseline_final
+
+
+class NoBiasLM(nn.Module):
+    """A language-model head built with ``bias=False`` (GPT-2's, LLaMA's)."""
+
+    def __init__(self, vocab: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 8)
+        self.lm_head = nn.Linear(8, vocab, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm_head(self.embed(ids))
+
+
+def test_a_head_without_a_bias_says_so_and_offers_a_bias_or_a_uniform_start():
+    torch.manual_seed(0)
+    ids = torch.randint(0, 16, (16, 8))
+    nxt = torch.where(torch.rand(16, 8) < 0.8, 0, torch.randint(0, 16, (16, 8)))  # token 0: 80%
+    lm_loss = lambda o, t: F.cross_entropy(o.reshape(-1, 16), t.reshape(-1))  # noqa: E731
+    with pytest.raises(AssertionError) as info:
+        assert_init_loss(NoBiasLM(), ids, nxt, lm_loss)
+    text = str(info.value)
+    assert "Fix: the final layer lm_head (Linear(8, 16, bias=False)) has no bias" in text
+    assert "add one initialised to the log prior (bias=True, then bias = " in text
+    assert 'or pass expected="uniform" if a uniform start' in text
+    assert "Likely cause: the final layer lm_head has no bias" in text
+    assert assert_init_loss(NoBiasLM(), ids, nxt, lm_loss, expected="uniform").rtol == 0.25
+
+
+def test_a_class_absent_from_a_small_batch_gets_a_smoothed_prior_not_a_bias_of_minus_27():
+    torch.manual_seed(0)
+    x, y = torch.randn(24, 8), torch.tensor([0] * 20 + [1] * 4)  # classes 2 never occurs
+    model = mlp(3)
+    with torch.no_grad():
+        model[2].weight.zero_()
+        model[2].bias.zero_()
+    with pytest.raises(AssertionError) as info:
+        assert_init_loss(model, x, y, nn.CrossEntropyLoss())
+    text = str(info.value)
+    assert "-27" not in text and "-2.76e+01" not in text
+    prior = (torch.tensor([20.0, 4.0, 0.0]) + 0.5) / (24 + 1.5)
+    shown = ", ".join(f"{v:.4g}" for v in prior.log().tolist())
+    assert f"bias = log p = [{shown}]" in text and "smoothed as (count + 1/2) / (n + C/2)" in text
+
+
+def test_float16_parameters_with_an_eps_float16_cannot_hold_are_named_not_the_lr():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 8).half(), torch.arange(16) % 3
+    adam = lambda params: torch.optim.Adam(params, lr=1e-2)  # noqa: E731  eps=1e-8
+    with pytest.raises(AssertionError) as info:
+        assert_can_overfit(mlp().half(), x, y, nn.CrossEntropyLoss(), optimizer=adam)
+    text = str(info.value)
+    assert "the loss became nan at step 1" in text
+    assert "are float16 and Adam's eps=1e-08 is below float16's resolution" in text
+    assert "torch.autocast(dtype=torch.float16)" in text and "eps >= 1e-4" in text
+    assert "learning rate is too high" not in text
+    with pytest.raises(AssertionError, match=r"(?s)went to nan.*float16's resolution"):
+        assert_loss_decreases(mlp().half(), x, y, nn.CrossEntropyLoss(), optimizer=adam)
+    # The default optimiser picks an eps that float16 holds.
+    assert_loss_decreases(mlp().half(), x, y, nn.CrossEntropyLoss())

@@ -87,6 +87,11 @@ def assert_augmentation_consistent(
                 "many labels"
             )
         pairs = list(zip(inputs, labels, strict=True))
+        if not pairs:
+            raise ValueError(
+                f"inputs= is an empty {type(inputs).__name__}: nothing to check: 0 samples. "
+                "Pass one image and its label, or lists of them."
+            )
     else:
         pairs = [(inputs, labels)]
     kind = label_type if isinstance(label_type, str) else getattr(label_type, "__name__", "paint")

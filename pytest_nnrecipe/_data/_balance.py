@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ def assert_balanced(
     labels: Data,
     *,
     min_share: float | Mapping[Any, float] | None = None,
-    classes: Iterable[Any] | None = None,
+    classes: int | Iterable[Any] | None = None,
     key: Callable[[Any], Any] | None = None,
     max_samples: int | None = None,
     progress: bool | None = None,
@@ -85,13 +86,15 @@ def assert_balanced(
     ``labels``: class labels (tensor/array/sequence), or a dataset with ``key=`` picking the
     label (``key=lambda s: s[1]``). ``min_share``: a fraction for every class, a mapping
     class -> fraction, or ``None`` for half a uniform share (``0.5 / n_classes``).
-    ``classes``: the classes that must be present (an empty class is then caught too);
-    by default, the classes seen.
+    ``classes``: the classes that must be present (an empty class is then caught too), or
+    their number ``n`` for the labels ``0 .. n-1``; by default, the classes seen.
     """
     __tracebackhide__ = True
     source = _samples.open_data(
         labels, name="labels", max_samples=max_samples, progress=progress, key=key
     )
+    expected = _expected_classes(classes)
+    _samples.refuse_empty(source)
     nan_at: list[int] = []
     counts = class_counts(source, nan_at)
     if NAN in counts:
@@ -114,11 +117,8 @@ def assert_balanced(
             "column), or a float label column cast from a join that did not match; drop or "
             "annotate them before training (a NaN target makes the loss NaN).",
         )
-    if classes is not None:
-        expected = [_key(class_of(_samples.canonical(c, name="classes"), k))
-                    for k, c in enumerate(classes)]  # fmt: skip
-        if not expected:
-            raise ValueError("classes= is empty; pass the classes the labels should cover")
+    _samples.refuse_empty(source, sum(counts.values()))
+    if expected is not None:
         unknown = [c for c in counts if c not in set(expected)]
         for c in expected:
             counts.setdefault(c, 0)
@@ -126,8 +126,6 @@ def assert_balanced(
         unknown = []
     ordered = dict(sorted(counts.items(), key=lambda kv: _sort_key(kv[0])))
     n = sum(ordered.values())
-    if n == 0:
-        raise ValueError("labels= is empty; pass at least one label")
     k = len(ordered)
     shares = _shares(min_share, ordered, k)
     under = [(c, v) for c, v in ordered.items() if v / n < shares[c]]
@@ -165,6 +163,40 @@ def assert_balanced(
             picture=_text_pictures.bars(ordered),
         )
     return Balance(n, dict(ordered), shares)
+
+
+def _expected_classes(classes: Any) -> list[Any] | None:
+    """The classes ``classes=`` names: a count ``n`` (the labels ``0 .. n-1``) or a sequence."""
+    if classes is None:
+        return None
+    count = _count(classes)
+    if count is not None:
+        if count < 1:
+            raise ValueError(
+                f"classes={classes!r} must be a positive number of classes (the labels 0 .. "
+                "n-1) or the sequence of classes the labels should cover"
+            )
+        return list(range(count))
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+        raise TypeError(
+            f"classes={classes!r} must be a number of classes n (the labels 0 .. n-1), e.g. "
+            "classes=10, or the sequence of classes, e.g. classes=['cat', 'dog']"
+        )
+    expected = [_key(class_of(_samples.canonical(c, name="classes"), k))
+                for k, c in enumerate(classes)]  # fmt: skip
+    if not expected:
+        raise ValueError("classes= is empty; pass the classes the labels should cover")
+    return expected
+
+
+def _count(classes: Any) -> int | None:
+    """``classes`` as an int if it is one (Python, NumPy or 0-d tensor integer), else None."""
+    if isinstance(classes, bool) or getattr(classes, "ndim", 0) != 0:
+        return None
+    try:
+        return operator.index(classes)
+    except TypeError:
+        return None
 
 
 def _shares(min_share: Any, counts: Mapping[Any, int], k: int) -> dict[Any, float]:

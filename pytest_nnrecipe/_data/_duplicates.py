@@ -80,7 +80,9 @@ def assert_no_duplicates(
     source = _samples.open_data(
         data, name="data", max_samples=max_samples, progress=progress, key=key
     )
+    _samples.refuse_empty(source)
     n, dups, n_groups, pairs = find_duplicates(source, atol)
+    _samples.refuse_empty(source, n)
     passed = dups == 0
     _context.record(DuplicatesRecord(
         check="assert_no_duplicates", model=source.kind, passed=passed, n_samples=n,
@@ -127,15 +129,19 @@ def assert_disjoint(
         names = ("train", "test", *(f"split{k}" for k in range(2, len(splits))))
     elif len(names) != len(splits) or len(set(names)) != len(names):
         raise ValueError(f"names={names!r} must give {len(splits)} distinct names, one per split")
+    sources = [
+        _samples.open_data(split, name=name, max_samples=max_samples, progress=progress, key=key)
+        for split, name in zip(splits, names, strict=True)
+    ]
+    arguments = [_split_argument(s, name) for s, name in enumerate(names)]
+    for source, argument in zip(sources, arguments, strict=True):
+        _samples.refuse_empty(source, argument=argument)  # before reading any split
     first: dict[bytes, tuple[int, int]] = {}
     shared = 0
     sizes = []
     pairs: list[tuple[tuple[str, int], tuple[str, int]]] = []
     kinds = []
-    for s, (split, name) in enumerate(zip(splits, names, strict=True)):
-        source = _samples.open_data(
-            split, name=name, max_samples=max_samples, progress=progress, key=key
-        )
+    for s, (source, name) in enumerate(zip(sources, names, strict=True)):
         kinds.append(source.kind)
         n = 0
         for i, d in digests(source, atol):
@@ -145,6 +151,7 @@ def assert_disjoint(
                 shared += 1
                 if len(pairs) < MAX_PAIRS:
                     pairs.append(((names[seen[0]], seen[1]), (name, i)))
+        _samples.refuse_empty(source, n, argument=arguments[s])
         sizes.append(n)
     passed = shared == 0
     _context.record(DisjointRecord(
@@ -193,6 +200,7 @@ def assert_consistent_labels(
     x_src = _samples.open_data(
         inputs, name="inputs", max_samples=max_samples, progress=progress, key=key
     )
+    _samples.refuse_empty(x_src)
     if labels is None:
         pairs_iter = _split_pairs(x_src)
         kind = x_src.kind
@@ -223,6 +231,7 @@ def assert_consistent_labels(
                 conflicts.append(
                     (j, i, label_text.get(ld0, "?"), label_text.get(ld, _samples.show(label, 24)))
                 )
+    _samples.refuse_empty(x_src, n)
     passed = n_conflicts == 0
     _context.record(LabelConflictsRecord(
         check="assert_consistent_labels", model=kind, passed=passed, n_samples=n,
@@ -247,6 +256,13 @@ def assert_consistent_labels(
             facts=_facts(atol),
         )
     return LabelConflicts(n, 0, (), atol)
+
+
+def _split_argument(s: int, name: str) -> str:
+    """How a message names split ``s``: ``test=``, ``more[0]=``, with its name if it has one."""
+    argument = ("train=", "test=")[s] if s < 2 else f"more[{s - 2}]="
+    default = ("train", "test")[s] if s < 2 else f"split{s}"
+    return argument if name == default else f"{argument} (split {name!r})"
 
 
 def _split_pairs(source: _samples.Source) -> Iterator[tuple[int, bytes, Any]]:

@@ -144,7 +144,7 @@ def channel_moments(
                 )
             feed(sample[None], i)
     if moments is None:
-        raise ValueError("the data is empty: pass at least one sample")
+        raise _samples.empty_error(source)
     return moments, channels
 
 
@@ -179,6 +179,7 @@ def assert_normalized(
     source = _samples.open_data(
         batch, name="batch", max_samples=max_samples, progress=progress, key=key
     )
+    _samples.refuse_empty(source)
     moments, _ = channel_moments(source, dim, batched=source.is_array)
     c = len(moments.mean)
     mu = _per_channel(mean, "mean", c)

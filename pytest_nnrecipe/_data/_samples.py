@@ -227,6 +227,27 @@ def open_data(
     return source
 
 
+def refuse_empty(source: Source, n: int | None = None, *, argument: str | None = None) -> None:
+    """``ValueError`` when ``source`` holds no sample: a check of nothing would pass silently.
+
+    ``n``: the samples read, for data of unknown length (an iterable) once it has been read;
+    by default the length known up front (nothing is raised while it is unknown).
+    ``argument``: how the message names the argument (default ``"<name>="``).
+    """
+    count = source.n if n is None else n
+    if count == 0:
+        raise empty_error(source, argument=argument)
+
+
+def empty_error(source: Source, *, argument: str | None = None) -> ValueError:
+    """The error of :func:`refuse_empty`."""
+    return ValueError(
+        f"{argument or source.name + '='} is empty ({source.kind}): nothing to check: 0 "
+        "samples. Pass the data to check; an empty dataset is usually a path, glob, filter "
+        "or split that matched nothing."
+    )
+
+
 def canonical(sample: Any, *, index: int | None = None, name: str = "data") -> Any:
     """``sample`` as NumPy arrays (leaves), tuples, dicts, strings, bytes or ``None``."""
     where = f"sample {index} of {name}" if index is not None else name

@@ -154,6 +154,7 @@ def describe_data(
     source = _samples.open_data(
         data, name="data", max_samples=max_samples, progress=progress, key=key
     )
+    _samples.refuse_empty(source)  # a table of nothing: say so instead
     fields: dict[str, _Field] = {}
     first: dict[bytes, int] = {}
     dups = 0
@@ -188,6 +189,7 @@ def describe_data(
                     field.add(one, leaf[None])
                 else:
                     field.add_other(leaf)
+    _samples.refuse_empty(source, n)
     label_counts, label_name = _labels(labels, source, fields)
     outliers = _sample_outliers(fields, outlier_z)
     constant = _feature_outliers(fields)

@@ -47,6 +47,7 @@ def assert_finite_data(
     source = _samples.open_data(
         data, name="data", max_samples=max_samples, progress=progress, key=key
     )
+    _samples.refuse_empty(source)
     counts = {"nan": 0, "+inf": 0, "-inf": 0, "below low": 0, "above high": 0}
     bad_samples = 0
     shown: list[str] = []
@@ -89,9 +90,13 @@ def assert_finite_data(
         return bool(found)
 
     if source.is_array:
+        dtype = getattr(source.data, "dtype", None)
+        if isinstance(dtype, np.dtype) and dtype.kind not in "biufc":
+            raise ValueError(
+                f"data= holds no numeric values ({source.kind}): nothing to check. Pass numeric "
+                "data, or key= picking the numeric part of each sample."
+            )
         for idx, rows in source.chunked():
-            if rows.dtype.kind not in "biufc":
-                break
             n += len(idx)
             x = _samples.as_float(rows)
             with np.errstate(invalid="ignore"):
@@ -117,6 +122,12 @@ def assert_finite_data(
                 if _samples.numeric(leaf):
                     hit |= visit(i, path, leaf)
             bad_samples += hit
+    _samples.refuse_empty(source, n)
+    if n_values == 0:
+        raise ValueError(
+            f"data= holds no numeric values in its {n} samples ({source.kind}): nothing to check. "
+            "Pass numeric data, or key= picking the numeric part of each sample."
+        )
     total_bad = sum(counts.values())
     passed = total_bad == 0
     _context.record(ValuesRecord(

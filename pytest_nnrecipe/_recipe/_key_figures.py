@@ -13,13 +13,19 @@ def figure(name: str, result: Any, record: CheckRecord | None) -> str:
     """The step's key figure from the check's result (passed) or its record (failed)."""
     if name == "init_loss":
         if result is not None:
-            return f"init loss {_num(result.loss)} vs {_num(result.expected)} expected"
+            blunt = ""
+            if getattr(result, "blunt", False):
+                blunt = f", blunt below {result.sharp_batch_size} samples"
+            return f"init loss {_num(result.loss)} vs {_num(result.expected)} expected{blunt}"
         if isinstance(record, TrainingRecord) and record.losses and record.target is not None:
             return f"init loss {_num(record.losses[0])} vs {_num(record.target)} expected"
     elif name == "params_update":
         if result is not None:
             n = len(result.checked)
             ignored = f", {len(result.ignored)} ignored" if result.ignored else ""
+            spare = len(getattr(result, "redundant", ()))
+            if spare:
+                return f"{n - spare} of {n} parameters learn, {spare} redundant{ignored}"
             return f"{n} of {n} parameters learn{ignored}"
         if isinstance(record, TrainingRecord) and record.failing:
             bad = record.failing

@@ -13,7 +13,7 @@ perturbation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -49,8 +49,9 @@ def assert_no_batch_mixing(
         batch_dim: the inputs' batch dimension.
         output: which tensor of the model's output to check (see the API's output rule).
         method: ``"grad"`` (backprop; exact), ``"perturb"`` (resample inputs and compare
-            outputs; integer inputs too) or ``"auto"`` (grad for float inputs, else perturb;
-            perturb also when gradients come out non-finite).
+            outputs; integer inputs too) or ``"auto"`` (grad for float inputs and for token
+            ids an ``nn.Embedding`` reads, else perturb; perturb also when gradients come out
+            non-finite or the forward cuts the gradient path).
         output_batch_dim: the output's batch dimension (default: ``batch_dim``).
         samples: check only pairs among these samples (a count from the start or indices);
             default: all.
@@ -74,48 +75,24 @@ def _groups(n: int, chosen: list[int]) -> torch.Tensor:
 
 def _by_grad(setup: _driver.Setup) -> _verdict.Verdict:
     run, ins, sources, modules = setup.run, setup.ins, setup.sources, setup.modules
-    n, chosen, obd, seed = setup.batch, setup.chosen, setup.obd, setup.seed
+    n, chosen, obd = setup.batch, setup.chosen, setup.obd
     groups = _groups(n, chosen)
     allowed, checked = setup.frame()
-    where: dict[str, int] = {}
 
-    def check_output(out: torch.Tensor) -> None:
-        where["b"] = dep.output_dim(
-            out, obd, size=n, name="output_batch_dim", what="batch dimension"
-        )
+    def batch_dim(out: torch.Tensor) -> int:
+        return dep.output_dim(out, obd, size=n, name="output_batch_dim", what="batch dimension")
 
-    def rows_cotangent(masks: torch.Tensor) -> Any:
-        def make(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            shape = [masks.shape[0]] + [1] * out.dim()
-            shape[1 + where["b"]] = n
-            weights = dep.cotangent(out.shape, out, seed)
-            return weights, masks.view(shape).to(out.device, out.dtype)
+    graph = dep.Graph.build(run, ins, sources, modules, check_output=batch_dim)
+    shape = [1] * (1 + graph.out.dim())
+    shape[1 + batch_dim(graph.out)] = n
 
-        return make
+    def rows(masks: torch.Tensor) -> torch.Tensor:
+        return masks.view([len(masks), *shape[1:]])
 
-    def summarise(masks: torch.Tensor, cuts: list[str] | None = None) -> dep.Units:
-        grads = dep.backprop(
-            run,
-            ins,
-            sources,
-            rows_cotangent(masks),
-            modules,
-            batched=True,
-            check_output=check_output,
-            cuts=cuts,
-        )
-        if not grads:
-            raise ValueError(
-                "method='grad' found no input that gradients reach (integer inputs not read "
-                "by an nn.Embedding of the model); use method='perturb'."
-            )
-        total = dep.units(grads[0][0], [0, 1 + grads[0][1].batch_dim])
-        for g, src in grads[1:]:
-            total = total | dep.units(g, [0, 1 + src.batch_dim])
-        return total
+    def reduce(g: torch.Tensor, src: dep.Source) -> dep.Units:
+        return dep.units(g, [0, 1 + src.batch_dim])
 
-    cuts: list[str] = []
-    screen = summarise(groups, cuts)
+    screen = graph.screen(rows(groups), reduce, lambda u: u.nonzero & ~groups)
     outside = ~groups
     leaks = screen.nonzero & outside
     unknown = screen.nonfinite & outside & ~screen.nonzero
@@ -124,19 +101,17 @@ def _by_grad(setup: _driver.Setup) -> _verdict.Verdict:
         diag = (screen.nonzero & groups).any(0).numpy()
         depends[np.arange(n), np.arange(n)] = diag & checked.diagonal()
         return _verdict.Verdict(
-            depends, allowed, checked, np.zeros_like(depends), "grad", cut=next(iter(cuts), None)
+            depends, allowed, checked, np.zeros_like(depends), "grad", cut=graph.cut
         )
+    masks = torch.zeros(len(chosen), n, dtype=torch.bool)
+    masks[torch.arange(len(chosen)), torch.tensor(chosen)] = True
+    u = graph.products(rows(masks), reduce)
     depends = np.zeros((n, n), dtype=bool)
+    depends[chosen] = u.nonzero.numpy()
     inconclusive = np.zeros((n, n), dtype=bool)
+    inconclusive[chosen] = (u.nonfinite & ~u.nonzero).numpy()
     magnitude = np.zeros((n, n), dtype=np.float64)
-    for start in range(0, len(chosen), dep.EXACT_CHUNK):
-        rows = chosen[start : start + dep.EXACT_CHUNK]
-        masks = torch.zeros(len(rows), n, dtype=torch.bool)
-        masks[torch.arange(len(rows)), torch.tensor(rows)] = True
-        u = summarise(masks)
-        depends[rows] = u.nonzero.numpy()
-        inconclusive[rows] = (u.nonfinite & ~u.nonzero).numpy()
-        magnitude[rows] = u.magnitude.numpy()
+    magnitude[chosen] = u.magnitude.numpy()
     depends &= checked
     inconclusive &= checked
     strength = _verdict.relative_strength(magnitude, allowed & checked)
@@ -150,65 +125,36 @@ def _by_perturbation(setup: _driver.Setup) -> _verdict.Verdict:
     allowed, checked = setup.frame()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad(), dep.no_inference_fastpath():
-        base = run(ins)
-        b = dep.output_dim(base, obd, size=n, name="output_batch_dim", what="batch dimension")
-        rtol, tol = dep.tolerance(base)
-        dep.check_repeatable(run, ins, base, [b], tol)
+        compare = dep.Comparison(run, ins)
+        b = dep.output_dim(
+            compare.base, obd, size=n, name="output_batch_dim", what="batch dimension"
+        )
+        compare.measure([b])
 
-        def moved(members: torch.Tensor) -> tuple[dep.Units, float]:
+        def moved(members: torch.Tensor) -> dep.Units:
             def mask(src: dep.Source, t: torch.Tensor) -> torch.Tensor:
                 return members.view(src.mask_shape(t))
 
-            out = run(dep.perturb(ins, sources, mask, gen))
-            return dep.changes(out, base, [b], tol)
+            return compare.moved(dep.perturb(ins, sources, mask, gen), watch=~members)
 
-        slight = 0.0
-        screen = torch.zeros_like(groups)
-        for k in range(groups.shape[0]):
-            u, s = moved(groups[k])
-            screen[k] = u.nonzero
-            slight = max(slight, s)
+        screen = torch.stack([moved(group).nonzero for group in groups])
         leaks = screen & ~groups
-        note = _tolerance_note(rtol, slight)
         if not leaks.any():
             depends = np.zeros((n, n), dtype=bool)
             diag = (screen & groups).any(0).numpy()
             depends[np.arange(n), np.arange(n)] = diag & checked.diagonal()
             return _verdict.Verdict(
-                depends,
-                allowed,
-                checked,
-                np.zeros_like(depends),
-                "perturb",
-                slight=slight,
-                note=note,
+                depends, allowed, checked, np.zeros_like(depends), "perturb", noise=compare.noise()
             )
         depends = np.zeros((n, n), dtype=bool)
         magnitude = np.zeros((n, n), dtype=np.float64)
         for j in chosen:
             one = torch.zeros(n, dtype=torch.bool)
             one[j] = True
-            u, s = moved(one)
+            u = moved(one)
             depends[:, j] = u.nonzero.numpy()
             magnitude[:, j] = u.magnitude.numpy()
-            slight = max(slight, s)
-    return _verdict.perturbed(
-        depends,
-        magnitude,
-        (allowed, checked),
-        (rtol, tol),
-        slight=slight,
-        note=_tolerance_note(rtol, slight),
-    )
-
-
-def _tolerance_note(rtol: float, slight: float) -> str | None:
-    if not slight:
-        return None
-    return (
-        f"Untouched outputs also moved by up to {slight:.2g}, within the comparison tolerance "
-        f"({rtol:g} x the output's largest magnitude): non-deterministic kernels, not counted."
-    )
+    return _verdict.perturbed(depends, magnitude, (allowed, checked), compare)
 
 
 def _likely_cause(v: _verdict.Verdict, mods: list[torch.nn.Module]) -> str:

@@ -67,7 +67,7 @@ def assert_causal(
         time_dim, batch_dim: the inputs' time and batch dimensions.
         output: which tensor of the model's output to check.
         method: ``"grad"`` (exact; float inputs, or token ids read by ``nn.Embedding``),
-            ``"perturb"`` (any inputs) or ``"auto"`` (grad for float inputs, else perturb).
+            ``"perturb"`` (any inputs) or ``"auto"`` (grad where it applies, else perturb).
         output_time_dim, output_batch_dim: where the output keeps them (default: as the
             inputs).
         positions: check only pairs among these steps (a count from the start or indices);
@@ -75,8 +75,10 @@ def assert_causal(
         train: run in train mode (default eval).
         sdpa_backends: ``None`` (run as configured), ``"all"`` (each backend available on the
             device), or names among ``"math"``, ``"flash"``, ``"efficient"``, ``"cudnn"``.
-        max_batch: sequence copies per pass (default: the batch size, so the model is only
-            ever called at the batch shape it was given; smaller bounds memory).
+        max_batch: sequence copies per forward of ``method="perturb"`` (default: the batch
+            size, so the model is only ever called at the batch shape it was given; smaller
+            bounds memory). ``method="grad"`` runs one forward of the given batch and packs
+            every cut into backward passes sized by memory.
         msg: replaces the failure headline; the evidence stays.
     """
     __tracebackhide__ = True
@@ -235,79 +237,71 @@ def _in_positions(setup: _driver.Setup, length: int) -> torch.Tensor:
     return inside
 
 
-def _time_units(g: torch.Tensor, src: dep.Source, lead: bool) -> dep.Units | None:
-    if src.time_dim is None:
-        return None
-    if lead:
-        return dep.units(g, [0, 1 + src.time_dim])
-    return dep.units(g, [src.batch_dim, src.time_dim])
+def _time_units(g: torch.Tensor, src: dep.Source) -> dep.Units | None:
+    """Per product (the leading dimension) and input step."""
+    return None if src.time_dim is None else dep.units(g, [0, 1 + src.time_dim])
 
 
 def _by_grad(setup: _driver.Setup) -> _verdict.Verdict:
-    leaking = False
+    """One forward of the given batch; each product's cotangent gives sample ``s`` its own
+    cut, so one backward checks ``batch`` cuts, and the products cover every cut."""
+    graph = dep.Graph.build(
+        setup.run,
+        setup.ins,
+        setup.sources,
+        setup.modules,
+        check_output=lambda out: _out_dims(out, setup, setup.batch),
+    )
+    b, t = _out_dims(graph.out, setup, setup.batch)
     inside = _in_positions(setup, setup.size)
     steps = torch.arange(setup.size)
-    path_cuts: list[str] = []
-    for k, (samples, cuts) in enumerate(_copies(setup)):
-        sub = dep.index_batch(setup.ins, setup.sources, samples)
+    cuts = setup.chosen[1:]
+    rows = -(-len(cuts) // setup.batch)
+    at = torch.tensor(cuts)[torch.arange(rows * setup.batch) % len(cuts)]
+    at = at.view(rows, setup.batch, 1)  # the cut of sample s in product k
+    before = (steps < at) & inside
+    after = (steps >= at) & inside
 
-        def make(out: torch.Tensor, cuts: torch.Tensor = cuts) -> tuple[torch.Tensor, torch.Tensor]:
-            b, t = _out_dims(out, setup, len(cuts))
-            before = (steps[None, :] < cuts[:, None]) & inside
-            weights = dep.cotangent(out.shape, out, setup.seed)
-            return weights, _pair_mask(out, b, t, before).to(out.device, out.dtype)
+    def reduce(g: torch.Tensor, src: dep.Source) -> dep.Units | None:
+        if src.time_dim is None:
+            return None
+        return dep.touched(g, [0, 1 + src.batch_dim, 1 + src.time_dim])
 
-        grads = dep.backprop(
-            setup.run,
-            sub,
-            setup.sources,
-            make,
-            setup.modules,
-            batched=False,
-            cuts=path_cuts if k == 0 else None,  # the passes differ in values, not in ops
-        )
-        after = (steps[None, :] >= cuts[:, None]) & inside
-        for g, src in grads:
-            if src.time_dim is not None:
-                # any gradient, finite or not, past the cut: confirm with the exact matrix
-                touched = dep.any_nonzero(g, [src.batch_dim, src.time_dim])
-                leaking = leaking or bool((touched & after).any())
-        if leaking:
-            break
+    # any gradient, finite or not, past a cut: confirm with the exact matrix
+    screen = graph.screen(_pair_masks(graph.out, b, t, before), reduce, lambda u: u.nonzero & after)
     allowed, checked = setup.frame()
-    if not leaking:
+    if not bool((screen.nonzero & after).any()):
         zeros = np.zeros_like(allowed)
-        cut = next(iter(path_cuts), None)
-        return _verdict.Verdict(zeros, allowed, checked & ~allowed, zeros.copy(), "grad", cut=cut)
-    return _exact_grad(setup, setup.size)
+        return _verdict.Verdict(
+            zeros, allowed, checked & ~allowed, zeros.copy(), "grad", cut=graph.cut
+        )
+    return _exact_grad(setup, graph, t)
 
 
-def _exact_grad(setup: _driver.Setup, out_steps: int) -> _verdict.Verdict:
+def _pair_masks(out: torch.Tensor, b: int, t: int, masks: torch.Tensor) -> torch.Tensor:
+    """``masks`` over (product, batch, time) shaped to broadcast against ``out`` behind a
+    leading product dimension."""
+    shape = [masks.shape[0]] + [1] * out.dim()
+    shape[1 + b], shape[1 + t] = masks.shape[1:]
+    return masks.reshape(shape) if b < t else masks.transpose(1, 2).reshape(shape)
+
+
+def _exact_grad(setup: _driver.Setup, graph: dep.Graph, t: int) -> _verdict.Verdict:
+    """The ``T x T`` matrix, one product per output step over the whole batch."""
+    out_steps = graph.out.shape[t]
     allowed, checked = setup.frame(out_steps)
+    rows = [p for p in setup.chosen if p < out_steps]
+    masks = torch.zeros(len(rows), out_steps, dtype=torch.bool)
+    masks[torch.arange(len(rows)), torch.tensor(rows)] = True
+    shape = [len(rows)] + [1] * graph.out.dim()
+    shape[1 + t] = out_steps
+    u = graph.products(masks.view(shape), _time_units)
     depends = np.zeros_like(allowed)
+    depends[rows] = u.nonzero.numpy()
     inconclusive = np.zeros_like(allowed)
+    inconclusive[rows] = u.nonfinite.numpy()
     magnitude = np.zeros(allowed.shape, dtype=np.float64)
-    rows_all = [p for p in setup.chosen if p < out_steps]
-    for start in range(0, len(rows_all), dep.EXACT_CHUNK):
-        rows = rows_all[start : start + dep.EXACT_CHUNK]
-
-        def make(out: torch.Tensor, rows: list[int] = rows) -> tuple[torch.Tensor, torch.Tensor]:
-            _b, t = _out_dims(out, setup, setup.batch)
-            masks = torch.zeros(len(rows), out.shape[t], dtype=torch.bool)
-            masks[torch.arange(len(rows)), torch.tensor(rows)] = True
-            shape = [len(rows)] + [1] * out.dim()
-            shape[1 + t] = out.shape[t]
-            weights = dep.cotangent(out.shape, out, setup.seed)
-            return weights, masks.view(shape).to(out.device, out.dtype)
-
-        grads = dep.backprop(setup.run, setup.ins, setup.sources, make, setup.modules, batched=True)
-        for g, src in grads:
-            u = _time_units(g, src, lead=True)
-            if u is None:
-                continue
-            depends[rows] |= u.nonzero.numpy()
-            inconclusive[rows] |= u.nonfinite.numpy()
-            magnitude[rows] = np.maximum(magnitude[rows], u.magnitude.numpy())
+    magnitude[rows] = u.magnitude.numpy()
     depends &= checked
     inconclusive &= checked & ~depends
     strength = _verdict.relative_strength(magnitude, allowed & checked)
@@ -317,28 +311,27 @@ def _exact_grad(setup: _driver.Setup, out_steps: int) -> _verdict.Verdict:
 def _by_perturbation(setup: _driver.Setup) -> _verdict.Verdict:
     gen = torch.Generator().manual_seed(setup.seed)
     leaking = False
-    slight = 0.0
     inside = _in_positions(setup, setup.size)
     steps = torch.arange(setup.size)
+    copies = _copies(setup)
     with torch.no_grad(), dep.no_inference_fastpath():
-        for k, (samples, cuts) in enumerate(_copies(setup)):
-            sub = dep.index_batch(setup.ins, setup.sources, samples)
-            base = setup.run(sub)
-            b, t = _out_dims(base, setup, len(cuts))
-            _rtol, tol = dep.tolerance(base)
-            if k == 0:
-                dep.check_repeatable(setup.run, sub, base, [b, t], tol)
+        first = dep.index_batch(setup.ins, setup.sources, copies[0][0])
+        compare = dep.Comparison(setup.run, first)
+        b, t = _out_dims(compare.base, setup, len(copies[0][1]))
+        compare.measure([b, t])
+        for k, (samples, cuts) in enumerate(copies):
+            sub = first if k == 0 else dep.index_batch(setup.ins, setup.sources, samples)
+            if k:
+                compare.rebase(sub)
             after = (steps[None, :] >= cuts[:, None]) & inside
+            before = (steps[None, :] < cuts[:, None]) & inside
 
             def mask(src: dep.Source, x: torch.Tensor, after: torch.Tensor = after) -> Any:
                 if src.time_dim is None:
                     return None
                 return _pair_mask(x, src.batch_dim, src.time_dim, after)
 
-            out = setup.run(dep.perturb(sub, setup.sources, mask, gen))
-            u, s = dep.changes(out, base, [b, t], tol)
-            slight = max(slight, s)
-            before = (steps[None, :] < cuts[:, None]) & inside
+            u = compare.moved(dep.perturb(sub, setup.sources, mask, gen), watch=before)
             if bool((u.nonzero & before).any()):
                 leaking = True
                 break
@@ -346,16 +339,18 @@ def _by_perturbation(setup: _driver.Setup) -> _verdict.Verdict:
     if not leaking:
         zeros = np.zeros_like(allowed)
         return _verdict.Verdict(
-            zeros, allowed, checked & ~allowed, zeros.copy(), "perturb", slight=slight
+            zeros, allowed, checked & ~allowed, zeros.copy(), "perturb", noise=compare.noise()
         )
-    return _exact_perturbation(setup, gen)
+    return _exact_perturbation(setup, gen, compare)
 
 
-def _exact_perturbation(setup: _driver.Setup, gen: torch.Generator) -> _verdict.Verdict:
+def _exact_perturbation(
+    setup: _driver.Setup, gen: torch.Generator, compare: dep.Comparison
+) -> _verdict.Verdict:
     with torch.no_grad(), dep.no_inference_fastpath():
-        base = setup.run(setup.ins)
+        base = compare.rebase(setup.ins)
         _b, t = _out_dims(base, setup, setup.batch)
-        rtol, tol = dep.tolerance(base)
+        compare.keep = [t]
         allowed, checked = setup.frame(base.shape[t])
         depends = np.zeros_like(allowed)
         magnitude = np.zeros(allowed.shape, dtype=np.float64)
@@ -368,11 +363,11 @@ def _exact_perturbation(setup: _driver.Setup, gen: torch.Generator) -> _verdict.
                     return None
                 return _pair_mask(x, src.batch_dim, src.time_dim, at)
 
-            out = setup.run(dep.perturb(setup.ins, setup.sources, mask, gen))
-            u, _s = dep.changes(out, base, [t], tol)
+            earlier = torch.arange(base.shape[t]) < col
+            u = compare.moved(dep.perturb(setup.ins, setup.sources, mask, gen), watch=earlier)
             depends[:, col] = u.nonzero.numpy()
             magnitude[:, col] = u.magnitude.numpy()
-    return _verdict.perturbed(depends, magnitude, (allowed, checked), (rtol, tol))
+    return _verdict.perturbed(depends, magnitude, (allowed, checked), compare)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,12 +9,15 @@ and its likely causes; the driver (:func:`check`) does the rest, in this order:
 1. validate the arguments (``TypeError``/``ValueError`` naming them) and normalise the inputs;
 2. prepare the model: eval mode (or train), parameters frozen, everything restored afterwards
    (``_state.untouched``), the batch that entered the model captured;
-3. run: ``method="auto"`` picks grad for float inputs, falls back to perturbation on
-   non-finite gradients and confirms by perturbation when the forward cut the gradient path;
-   once, or once per variant (e.g. each attention backend);
+3. run: ``method="auto"`` picks grad for float inputs and for token ids an ``nn.Embedding``
+   reads where perturbation could not be exact (``_dependency.auto_method``), falls back to
+   perturbation when no gradient reaches the inputs or gradients are not finite, and confirms
+   by perturbation when the forward cut the gradient path; once, or once per variant (e.g.
+   each attention backend); a pass that saw changes it could not tell from rerun noise says
+   so (a ``PrecisionWarning``);
 4. record what it saw for the report and the pictures;
-5. fail with the one message of every structural check (headline, evidence, location, cause,
-   reproduction, the dependency matrix), or return what it measured.
+5. fail with the one message of every structural check (headline, evidence, the rerun noise,
+   location, cause, reproduction, the dependency matrix), or return what it measured.
 
 The engine (codes, runs, reductions, perturbations) is :mod:`pytest_nnrecipe._dependency`;
 what a run found is a :class:`~._verdict.Verdict`.
@@ -35,7 +38,14 @@ from .. import _dependency as dep
 from .._inputs import Inputs
 from .._records import DependencyRecord, model_name
 from .._results import DependencyResult
-from ._verdict import Verdict, confirm_cut, module_types, percent, strength_text
+from ._verdict import (
+    Verdict,
+    confirm_cut,
+    module_types,
+    percent,
+    strength_text,
+    warn_within_noise,
+)
 
 R = TypeVar("R", bound=DependencyResult)
 
@@ -221,6 +231,7 @@ class Finding:
             method=v.method,
             mode=self.mode,
             pairs=self.pairs,
+            noise=v.noise,
             **fields,
         )
 
@@ -232,6 +243,8 @@ def check(decl: Declaration, req: Request) -> Finding:
     setup, method = _prepare(decl, req)
     verdicts, batch = _run(decl, setup, req, method)
     ran = {k: v for k, v in verdicts.items() if isinstance(v, Verdict)}
+    for v in ran.values():
+        warn_within_noise(decl.check, v)
     device = setup.ins.tensors()[0][1].device
     if not ran and req.variants is not None:
         raise req.variants.none_ran(device, verdicts)
@@ -265,10 +278,10 @@ def check(decl: Declaration, req: Request) -> Finding:
 
 def _prepare(decl: Declaration, req: Request) -> tuple[Setup, str]:
     """Check the arguments (``TypeError``/``ValueError`` naming them); the setup of the runs
-    and the method ``"auto"`` stands for (grad for float inputs, else perturb)."""
+    and the method ``"auto"`` stands for (``_dependency.auto_method``)."""
     dep.check_model(req.model)
     dep.check_method(req.method)
-    ins = Inputs.of(req.inputs)
+    ins = Inputs.of(req.inputs, model=req.model)
     n, _labels = ins.batched(req.batch_dim)
     axis = decl.axis
     size = axis.count(ins, req, n)
@@ -302,7 +315,7 @@ def _prepare(decl: Declaration, req: Request) -> tuple[Setup, str]:
         max_batch=req.max_batch or n,
         allowed=decl.allowed,
     )
-    method = req.method if req.method != "auto" else ("grad" if all_float else "perturb")
+    method = req.method if req.method != "auto" else dep.auto_method(all_float, modules)
     return setup, method
 
 
@@ -337,10 +350,16 @@ def _timed(src: dep.Source) -> bool:
 
 def _decide(decl: Declaration, setup: Setup, method: str, auto: bool) -> Verdict:
     """One run of the check: by gradient or by perturbation; with ``auto``, perturbation also
-    when gradients are inconclusive, and to confirm a gradient path the forward cut."""
+    when no gradient reaches the inputs or gradients are inconclusive, and to confirm a
+    gradient path the forward cut."""
     by_grad, by_perturbation = decl.passes
     if method == "grad":
-        verdict = by_grad(setup)
+        try:
+            verdict = by_grad(setup)
+        except dep.Unreachable:
+            if not auto:
+                raise
+            return by_perturbation(setup)
         if auto and verdict.undecided.any() and not verdict.violations.any():
             verdict = by_perturbation(setup)
             verdict.method = "perturb (grad was inconclusive: non-finite gradients)"
@@ -412,6 +431,8 @@ def _message(decl: Declaration, told: _Told, req: Request, setup: Setup) -> str:
         )
     if v.note:
         evidence.append(v.note)
+    if v.noise is not None:
+        evidence.append(v.noise.text())
     if req.variants is not None and req.variants.names:
         kinds = req.variants.kind[0].upper() + req.variants.kind[1:] + "s"
         evidence.append(f"{kinds}: " + "; ".join(f"{k}: {s}" for k, s in told.summary.items()))

@@ -2,19 +2,21 @@
 
 A :class:`Verdict` is one run of a check: the dependency matrix (rows: output units, columns:
 input units), which entries are allowed (the diagonal for batch mixing, the past for
-causality), which were checked, which were inconclusive. :func:`failure_message` turns it into
-the failure message both checks share (``_messages.compose``'s shape, with the
-``_text_pictures.dependency_matrix`` picture).
+causality), which were checked, which were inconclusive. The driver's ``_message``
+(:mod:`._driver`) turns it into the failure message every structural check shares.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import torch
+
+from .._dependency import Comparison, RerunNoise
+from .._messages import PrecisionWarning
 
 
 @dataclasses.dataclass
@@ -23,7 +25,8 @@ class Verdict:
 
     ``depends`` is exact on ``checked``; ``strength`` (on failure) is the size of each
     dependency relative to the typical allowed one (gradient) or to the output's scale
-    (perturbation).
+    (perturbation); ``noise``: how finely the perturbation comparisons could tell (``None``
+    for gradients, which are exact).
     """
 
     depends: np.ndarray
@@ -32,7 +35,7 @@ class Verdict:
     inconclusive: np.ndarray
     method: str
     strength: np.ndarray | None = None
-    slight: float = 0.0
+    noise: RerunNoise | None = None
     note: str | None = None
     #: the first op of the forward that cut the gradient path (``method="grad"`` only)
     cut: str | None = None
@@ -85,6 +88,7 @@ def confirm_cut(grad: Verdict, perturb: Callable[[], Verdict]) -> Verdict:
         perturbed.note = why if perturbed.note is None else f"{why} {perturbed.note}"
         return perturbed
     grad.method = f"grad+perturb (the forward cuts the gradient path at {grad.cut})"
+    grad.noise = perturbed.noise
     return grad
 
 
@@ -92,25 +96,30 @@ def perturbed(
     depends: np.ndarray,
     magnitude: np.ndarray,
     frame: tuple[np.ndarray, np.ndarray],
-    tolerance: tuple[float, float],
-    **extra: Any,
+    compare: Comparison,
 ) -> Verdict:
     """The verdict of the exact pass by perturbation: ``depends`` on the checked pairs of
     ``frame`` (``(allowed, checked)``), each dependency's ``magnitude`` (its largest change)
-    relative to the output's largest magnitude (``tol / rtol`` of ``tolerance``)."""
+    relative to the output's largest magnitude, and the rerun noise ``compare`` measured."""
     allowed, checked = frame
-    rtol, tol = tolerance
     depends &= checked
-    scale = tol / rtol if rtol else 1.0
     return Verdict(
         depends,
         allowed,
         checked,
         np.zeros_like(depends),
         "perturb",
-        strength=magnitude / (scale or 1.0),
-        **extra,
+        strength=magnitude / (compare.scale or 1.0),
+        noise=compare.noise(),
     )
+
+
+def warn_within_noise(check: str, v: Verdict) -> None:
+    """Say so (a :class:`PrecisionWarning`) when a passing check saw changes it could not tell
+    from rerun noise: never dropped silently. Called by the driver's ``check``, itself called
+    by the public check, so the warning points at the line that called the check."""
+    if v.noise is not None and v.noise.within_runs and not v.violations.any():
+        warnings.warn(PrecisionWarning(f"{check}: {v.noise.text()}"), stacklevel=4)
 
 
 def relative_strength(mag: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from .. import _context, _messages, _rng
 from .._inputs import Inputs
 from .._outputs import select
 from .._records import TrainingRecord, model_name
-from . import _losses
+from . import _losses, _suspects
 
 DEFAULT_LR = 1e-2
 #: How many samples' predictions the checks record and show.
@@ -38,8 +38,11 @@ PREDICTION_POINTS = 20
 
 
 def default_optimizer(params: Any) -> Any:
-    """Adam at ``lr=1e-2``: fits one small batch fast (see the module docstring)."""
-    return torch.optim.Adam(params, lr=DEFAULT_LR)
+    """Adam at ``lr=1e-2``: fits one small batch fast (see the module docstring); with
+    ``eps=1e-4`` for float16 parameters (the default 1e-8 rounds to 0 in float16)."""
+    params = list(params)
+    half = any(getattr(p, "dtype", None) == torch.float16 for p in params)
+    return torch.optim.Adam(params, lr=DEFAULT_LR, eps=1e-4 if half else 1e-8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +57,11 @@ class Problem:
     seed: int
     check: str
     model: Any
+
+    def fresh(self, inputs: Inputs | None = None) -> Inputs:
+        """Copies of the inputs for one forward: a model that writes into its input (``x /=
+        255``) changes the copy, never the user's tensor, and every step sees the same batch."""
+        return (self.inputs if inputs is None else inputs).map(lambda _label, t: t.clone())
 
 
 def prepare(
@@ -70,7 +78,13 @@ def prepare(
             f"model= {type(model).__name__} has no trainable parameter (none with "
             "requires_grad=True); there is nothing to train."
         )
-    batch = Inputs.of(inputs)
+    batch = Inputs.of(inputs, model=model)
+    if isinstance(loss_fn, type):
+        shown = f"{loss_fn.__module__.replace('torch.nn.modules.loss', 'nn')}.{loss_fn.__name__}"
+        raise TypeError(
+            f"loss_fn={shown} is a class, not a loss: calling it builds a loss module instead "
+            f"of computing a loss. Pass an instance, loss_fn={shown}()."
+        )
     if not callable(loss_fn):
         raise TypeError(
             f"loss_fn= must be a callable loss_fn(output, targets) -> scalar tensor, such as "
@@ -143,13 +157,16 @@ def loss_of(problem: Problem, raw: Any, *, first: bool) -> tuple[Any, Any]:
 
     On the ``first`` forward also check the output against the targets and the loss value.
     """
-    out = select(raw, problem.output)
+    out = select(raw, problem.output, single=True)
     if first:
         _check_targets(problem, out)
+    targets = problem.targets
+    if isinstance(targets, torch.Tensor):
+        targets = targets.clone()  # a loss that writes into its targets changes only the copy
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            loss = problem.loss_fn(out, problem.targets)
+            loss = problem.loss_fn(out, targets)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         shape = tuple(problem.targets.shape) if hasattr(problem.targets, "shape") else "?"
         raise ValueError(
@@ -190,6 +207,9 @@ class Run:
     stalled_at: int | None
     model: Any
     optimizer: str
+    #: float16 parameters with an optimiser eps below float16's resolution (why the run
+    #: turned non-finite), or None
+    fp16_note: str | None = None
 
     @property
     def updates(self) -> int:
@@ -242,7 +262,7 @@ def train(
     with _rng.preserved(), torch.enable_grad():
         _rng.seed_all(problem.seed)
         for step in range(steps + 1):
-            loss, out = loss_of(problem, batch.call(net), first=step == 0)
+            loss, out = loss_of(problem, problem.fresh(batch).call(net), first=step == 0)
             if step == 0:
                 fed.remove()
             value = float(loss.detach())
@@ -287,6 +307,7 @@ def train(
         stalled_at=stalled,
         model=net,
         optimizer=describe_optimizer(opt, default=optimizer is None),
+        fp16_note=_suspects.fp16_eps(opt, params),
     )
 
 
@@ -298,6 +319,7 @@ def record_run(
     target: float | None = None,
     baseline: Run | None = None,
     failing: list[str] | None = None,
+    redundant: list[str] | None = None,
 ) -> None:
     """Record what a training check saw of its run, for the pictures and the failure section:
     the curves, a few samples' predictions with their targets, the batch that entered the
@@ -320,6 +342,7 @@ def record_run(
         first_layer_weight=first_layer_weight(run.model),
         target=target,
         failing=failing,
+        redundant=redundant,
         baseline_losses=None if baseline is None else list(baseline.losses),
         baseline_batch=None if baseline is None else baseline.batch,
     )

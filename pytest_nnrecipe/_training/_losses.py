@@ -3,7 +3,8 @@
 ``recognise(loss_fn)`` maps an ``nn`` loss module (``CrossEntropyLoss``, ``NLLLoss``,
 ``BCEWithLogitsLoss``, ``BCELoss``, ``MSELoss``, ``L1Loss``, ``HuberLoss``, ``SmoothL1Loss``),
 their functional forms, or a ``functools.partial`` of those, to a :class:`LossSpec`; anything
-else is unknown (``None``) and the checks ask for explicit numbers.
+else is unknown here (``None``): ``_constant`` then recognises it by the values it computes,
+or finds its best constant numerically. These closed forms are the fast path.
 
 For a recognised loss and the given targets:
 
@@ -53,6 +54,12 @@ _TABLE: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "huber": ("HuberLoss", "huber_loss", ("reduction", "delta")),
     "smooth_l1": ("SmoothL1Loss", "smooth_l1_loss", ("reduction", "beta")),
 }
+
+
+def functional_name(kind: str) -> str:
+    """The name of the ``torch.nn.functional`` form of a loss ``kind`` (``"mse"`` ->
+    ``"mse_loss"``)."""
+    return _TABLE[kind][1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,16 +192,31 @@ def class_dim(out_shape: tuple[int, ...]) -> int:
     return 0 if len(out_shape) == 1 else 1
 
 
-def init_fix(spec: LossSpec, optimum: Optimum) -> str:
-    """How to initialise the final layer so that the loss starts at the optimum."""
+def init_fix(spec: LossSpec, optimum: Optimum, *, prior: Any | None = None) -> str:
+    """How to initialise the final layer so that the loss starts at the optimum. ``prior``:
+    smoothed class probabilities (positive rates) to state instead of the batch's own, for a
+    class that never occurs in it (its log would be -27)."""
     theta = optimum.constant
     if spec.classes:
+        if prior is not None:
+            return (
+                "set the final layer's bias to the log prior, bias = log p = "
+                f"{values(prior.log())} (class prior p = {values(prior)}, smoothed as "
+                "(count + 1/2) / (n + C/2): a class absent from this batch still occurs)"
+            )
         bias = theta.log_softmax(0)
         return (
             "set the final layer's bias to the log prior, bias = log p = "
             f"{values(bias)} (class prior p = {values(optimum.probabilities)})"
         )
     if spec.kind in PROBABILITY_KINDS:
+        if prior is not None:
+            return (
+                "set the final layer's bias to the log-odds of the positive rate, "
+                f"bias = log(p / (1 - p)) = {values(prior.logit())} (positive rate p = "
+                f"{values(prior)}, smoothed as (positives + 1/2) / (n + 1): a rate of 0 or 1 "
+                "in this batch is not the population's)"
+            )
         return (
             "set the final layer's bias to the log-odds of the positive rate, "
             f"bias = log(p / (1 - p)) = {values(theta)} (positive rate p = "

@@ -2,10 +2,13 @@
 
 A copy of the model, trained in train mode on the one batch given, must reach the lowest
 achievable loss. The default target is that floor plus 2% of the gap between the floor and
-the best input-independent loss (``_losses``): for 10 balanced classes with hard labels that
-is 0.046 (every sample's label at p > 0.95); for label smoothing or soft targets the floor is
-the targets' entropy. For a loss it does not know, the floor is taken as 0 and the target is
-2% of the loss at step 0; pass ``target_loss=`` to set it. The run stops as soon as the
+the best input-independent loss (``_constant``, for any loss): for 10 balanced classes with
+hard labels that is 0.046 (every sample's label at p > 0.95); for label smoothing or soft
+targets the floor is the targets' entropy; for a loss with no closed form the floor is found
+by minimising over free outputs. The target is never closer to the floor than 4x the output
+dtype's epsilon (reachable in float32, float16), and a batch whose best constant already fits
+every target (one sample) is a ``ValueError``. A loss with no lowest value over free outputs
+gets 2% of the loss at step 0; pass ``target_loss=`` to set it. The run stops as soon as the
 target is met (default budget ``max_steps=500``), or once it has stalled: no step in the last
 ``PATIENCE`` (100) brought the best loss 1% closer to the target.
 """
@@ -20,7 +23,7 @@ import torch
 from .. import _messages, _text_pictures
 from .._results import Overfit
 from .._state import untouched
-from . import _fit, _losses, _suspects
+from . import _constant, _fit, _losses, _suspects
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._types import LossFunction, ModelInputs, OptimizerFactory, OutputSelector
@@ -79,19 +82,33 @@ def _target(problem: _fit.Problem, model: Any, target_loss: float | None) -> tup
     """The loss to reach and how it was chosen."""
     if target_loss is not None:
         return float(target_loss), "given as target_loss="
-    spec = problem.spec
     with torch.no_grad():
-        _loss, out = _fit.loss_of(problem, problem.inputs.call(model), first=True)
-    if spec is None:
-        start = float(_loss)
-        return MARGIN * start, (
-            f"{MARGIN:.0%} of the loss at step 0 ({start:.4g}): loss_fn is not a standard "
-            "loss, its floor is taken as 0; pass target_loss= to set the goal"
+        loss, out = _fit.loss_of(problem, problem.fresh().call(model), first=True)
+    start = float(loss)
+    try:
+        constants = _constant.Constants(problem, out, start)
+        floor, best = constants.floor, constants.best.loss
+    except ValueError:
+        constants, floor, best = None, None, math.nan
+    if constants is not None and constants.degenerate():
+        n = _batch_size(problem)
+        raise ValueError(
+            f"targets= cannot be overfit meaningfully: the best constant prediction already "
+            f"fits every target (loss {best:.3g}), so there is nothing left to learn from the "
+            f"inputs and the target would be {floor or 0.0:.3g} (unreachable in "
+            f"{out.dtype}). With {n} sample{'s' if n != 1 else ''} and one distinct target a "
+            "constant memorises the batch. Pass at least 2 samples with different targets."
         )
-    shape = tuple(out.shape)
-    floor = _losses.lowest_achievable(spec, shape, problem.targets)
-    best = _losses.best_constant(spec, shape, problem.targets).loss
-    goal = floor + MARGIN * max(best - floor, 0.0)
+    # The smallest step the loss can take in the model's dtype: a target closer to the floor
+    # than that is unreachable (no 3e-12 targets in float32).
+    resolution = 4 * torch.finfo(out.dtype).eps * max(1.0, abs(start))
+    if floor is None or not math.isfinite(best):
+        return max(MARGIN * start, resolution), (
+            f"{MARGIN:.0%} of the loss at step 0 ({start:.4g}): loss_fn has no lowest value "
+            "over free outputs to aim at, its floor is taken as 0; pass target_loss= to set "
+            "the goal"
+        )
+    goal = floor + max(MARGIN * max(best - floor, 0.0), resolution)
     return goal, (
         f"lowest achievable {_number(floor)} + {MARGIN:.0%} of the gap to the best constant "
         f"prediction's {best:.4g}"
@@ -141,6 +158,8 @@ def _failure(
     )
     if run.diverged_at is not None:
         cause = "the learning rate is too high for this model, or the forward is unstable."
+        if run.fp16_note:
+            cause = run.fp16_note + "."
     pictures = [_text_pictures.curve(losses, label="loss", target=goal)]
     if run.grad_norms:
         pictures.append(_text_pictures.curve(run.grad_norms, label="gradient norm"))

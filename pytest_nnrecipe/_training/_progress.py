@@ -28,7 +28,7 @@ import torch
 from .. import _messages, _text_pictures
 from .._results import BaselineComparison, LossDecrease
 from .._state import untouched
-from . import _fit, _losses, _suspects
+from . import _constant, _fit, _losses, _suspects
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._types import LossFunction, ModelInputs, OptimizerFactory, OutputSelector
@@ -70,7 +70,15 @@ def assert_loss_decreases(
     if passed:
         return LossDecrease(tuple(run.losses), initial, final, decrease)
     evidence = []
-    if not math.isfinite(final) or final > initial:
+    cause = (
+        "the optimiser does nothing useful: a learning rate of 0 or far too high, "
+        "parameters missing from the optimiser, detached outputs, or a loss that does not "
+        "depend on the parameters."
+    )
+    if (not math.isfinite(final) or final > initial) and run.fp16_note:
+        evidence.append(f"the loss went to {final:.4g} after the first update.")
+        cause = run.fp16_note + "."
+    elif not math.isfinite(final) or final > initial:
         evidence.append(
             "the loss went up: the learning rate is too high for this model, or loss_fn is "
             "maximised (a sign error)."
@@ -86,11 +94,7 @@ def assert_loss_decreases(
         f"step 0, {final:.4g} at the end ({-decrease:+.1%}).",
         msg=msg,
         evidence=evidence,
-        cause=(
-            "the optimiser does nothing useful: a learning rate of 0 or far too high, "
-            "parameters missing from the optimiser, detached outputs, or a loss that does not "
-            "depend on the parameters."
-        ),
+        cause=cause,
         facts={"optimizer": run.optimizer, "steps": steps, "mode": "train"},
         picture="\n".join(
             [
@@ -132,11 +136,7 @@ def assert_beats_input_independent_baseline(
                 "(a zeroed integer attention mask, a division by the input's norm?). Pass zero= "
                 "to choose the inputs to zero, e.g. zero=['input_ids']."
             ) from exc
-    floor = 0.0
-    if problem.spec is not None and real.last_output is not None:
-        floor = _losses.lowest_achievable(
-            problem.spec, tuple(real.last_output.shape), problem.targets
-        )
+    floor = _floor(problem, real)
     final, base = _fit.settle(real.losses), _fit.settle(blind.losses)
     floor = min(floor, final, base) if math.isfinite(final) and math.isfinite(base) else floor
     gap, base_gap = final - floor, base - floor
@@ -149,7 +149,9 @@ def assert_beats_input_independent_baseline(
         f"levels are the mean of the last tenth of each run; the real run closes "
         f"{closed:.0%} of the distance."
     ]
-    if not math.isfinite(final) or not math.isfinite(base):
+    if (not math.isfinite(final) or not math.isfinite(base)) and real.fp16_note:
+        cause = f"training diverged (a non-finite loss): {real.fp16_note}."
+    elif not math.isfinite(final) or not math.isfinite(base):
         cause = (
             "training diverged (a non-finite loss): the learning rate is too high for this "
             "model, or the forward is unstable; fix that first (assert_loss_decreases)."
@@ -185,6 +187,21 @@ def assert_beats_input_independent_baseline(
             target=floor + margin * base_gap,
         ),
     )
+
+
+def _floor(problem: _fit.Problem, run: _fit.Run) -> float:
+    """The lowest achievable loss: the closed form of a standard loss, else found numerically
+    from the run's last output (0 when the loss has none)."""
+    out = run.last_output
+    if out is None:
+        return 0.0
+    if problem.spec is not None:
+        return _losses.lowest_achievable(problem.spec, tuple(out.shape), problem.targets)
+    try:
+        floor = _constant.Constants(problem, out, run.losses[-1]).floor
+    except ValueError:
+        return 0.0
+    return 0.0 if floor is None else floor
 
 
 def _zeroed(problem: _fit.Problem, zero: Sequence[str] | None) -> tuple[Any, list[str]]:

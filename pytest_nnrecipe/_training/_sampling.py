@@ -29,6 +29,15 @@ class Allowance:
     loss: float  # in the loss's own units (nats for the class and BCE losses)
     what: str  # what the optimum was estimated from, e.g. "a class prior estimated from 32 targets"
     samples: float  # the (effective) number of samples behind the estimate
+    #: the allowance before the cap for fewer targets than classes (``None``: not capped); it
+    #: shrinks as 1 / n, the capped value does not
+    uncapped: float | None = None
+
+    @property
+    def scaling(self) -> float:
+        """The part of the allowance that shrinks as ``1 / n`` (for the batch size that would
+        make the check sharp)."""
+        return self.loss if self.uncapped is None else self.uncapped
 
 
 def sampling_allowance(
@@ -68,6 +77,7 @@ def sampling_allowance(
         if found is None:
             return None
         value, what, samples, total = found
+        uncapped = None
         if spec.classes and samples < out_shape[_losses.class_dim(out_shape)]:
             uniform = torch.zeros_like(optimum.constant)
             if spec.kind == "nll":
@@ -76,12 +86,55 @@ def sampling_allowance(
             shape[_losses.class_dim(out_shape)] = -1
             out = uniform.view(shape).expand(out_shape)
             gap = _losses._float(spec.evaluate(out, t)) - optimum.loss
-            value = min(value, max(gap, 0.0))
+            if gap < value:
+                value, uncapped = max(gap, 0.0), value
     if reduction == "sum":
         value *= total
+        uncapped = None if uncapped is None else uncapped * total
     if not math.isfinite(value) or value <= 0:
         return None
-    return Allowance(value, what, samples)
+    return Allowance(value, what, samples, uncapped)
+
+
+def numeric_allowance(
+    rows: Any, hessian: Any | None, *, what: str, samples: float, cap: float | None = None
+) -> Allowance | None:
+    """The allowance of any loss from its derivatives at the fitted constant (the sandwich).
+
+    ``rows``: the gradient of the batch's loss with respect to each slot's own copy of the
+    constant (one row per slot: sample x position), so ``psi_i = n * rows[i]`` and
+    ``Var(psi) / n = rows^T rows``; ``hessian``: the loss's Hessian in the constant (``None``
+    beyond :data:`._constant.EXACT_HESSIAN` values: then the loss is taken as a
+    log-likelihood, ``H = n rows^T rows``, one ``chi2(1)`` per direction). The excess is
+    ``sum_j mu_j chi2(1)`` with ``mu`` the eigenvalues of ``H^+ rows^T rows / 2`` (for the
+    standard losses exactly the closed forms of :func:`sampling_allowance`), matched to
+    ``a chi2(nu)``; ``cap`` (fewer targets than constants) bounds it, as for cross-entropy.
+    """
+    g = rows.to(torch.float64)
+    live = g[g.abs().sum(1) > 0]
+    n = live.shape[0]
+    if n == 0:
+        return None
+    s = live.T @ live
+    if hessian is None:
+        rank = int(torch.linalg.matrix_rank(live - live.mean(0)))
+        s1, s2 = rank / (2 * n), rank / (4 * n * n)
+    else:
+        h = (hessian + hessian.T) / 2
+        vals, vecs = torch.linalg.eigh(h)
+        keep = vals > 1e-10 * float(vals.abs().max().clamp_min(1e-300))
+        inv = (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+        m = inv @ s / 2
+        s1, s2 = float(torch.trace(m)), float(torch.trace(m @ m))
+    if not s1 > 0 or not s2 > 0:
+        return None
+    value = (s2 / s1) * chi2_quantile(s1 * s1 / s2)
+    uncapped = None
+    if cap is not None and cap < value:
+        value, uncapped = cap, value
+    if not math.isfinite(value) or value <= 0:
+        return None
+    return Allowance(value, what, samples, uncapped)
 
 
 def chi2_quantile(dof: float, level: float = NOISE_LEVEL) -> float:

@@ -8,10 +8,14 @@ calls ``scheduler.step()`` after every batch. Nothing is trained and the user's 
 scheduler are never stepped.
 
 The learning rate *collapses* at step t when it is below ``min_fraction`` (default 1%) of the
-highest rate the group has had so far and stays below it until the end (warm-up from 0 and
-restarts are fine). The check fails when that happens before ``before * total_steps``
-(default: the first half of the run). A cosine schedule over the run stays above 1% until
-94% of it, a linear decay to 0 until 99%.
+highest rate the group has had so far and stays below it until the end (warm-up from 0 is
+fine). It *dips* when it falls below that and comes back: a cosine whose ``T_max`` counts
+epochs while it steps per batch reaches 0 every ``2 T_max`` steps. The check fails when
+either happens before ``before * total_steps`` (default: the first half of the run), except
+dips of a restart schedule (``CosineAnnealingWarmRestarts``, ``CyclicLR``, ``OneCycleLR``'s
+phases, also inside ``SequentialLR``/``ChainedScheduler``; ``restarts=True`` declares any
+other schedule one). A cosine schedule over the run stays above 1% until 94% of it, a linear
+decay to 0 until 99%.
 
 ``ReduceLROnPlateau`` needs a metric: ``metrics=`` (a sequence with one value per step, or a
 callable ``step -> value``); by default a synthetic per-batch training loss that keeps
@@ -22,6 +26,7 @@ per-batch loss does. A patience counted in batches then cuts the rate again and 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import random
 import warnings
@@ -48,9 +53,11 @@ def assert_lr_schedule(
     min_fraction: float = 0.01,
     before: float = 0.5,
     metrics: Sequence[float] | Callable[[int], float] | None = None,
+    restarts: bool | None = None,
     msg: str | None = None,
 ) -> LrSchedule:
-    """The learning rate must not collapse to almost nothing long before ``total_steps``."""
+    """The learning rate must not collapse to almost nothing long before ``total_steps``,
+    neither for good nor periodically (restart schedules may dip)."""
     __tracebackhide__ = True
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
@@ -75,6 +82,12 @@ def assert_lr_schedule(
             or not low < value <= high
         ):
             raise ValueError(f"{name}={value!r} must be a number in ({low}, {high}].")
+    if restarts is not None and not isinstance(restarts, bool):
+        raise TypeError(
+            f"restarts={restarts!r} must be True (the schedule restarts on purpose), False "
+            "or None (decided by the scheduler's class)."
+        )
+    restarting = _restarts(scheduler) if restarts is None else restarts
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     metric = _metric(metrics, total_steps) if plateau else None
     opt, sched = _copies(optimizer, scheduler)
@@ -96,9 +109,11 @@ def assert_lr_schedule(
                 error = (step + 1, raised)
                 break
     collapses = [_collapse(lrs, min_fraction) for lrs in groups]
+    dips = [_dips(lrs, min_fraction) for lrs in groups]
     limit = before * total_steps
     bad = [(k, c) for k, c in enumerate(collapses) if c is not None and c < limit]
-    passed = not bad and error is None
+    periodic = [] if restarting else [(k, d) for k, d in enumerate(dips) if d and d[0] < limit]
+    passed = not bad and not periodic and error is None
     record = ScheduleRecord(
         check=CHECK,
         model=model_name(scheduler),
@@ -108,11 +123,12 @@ def assert_lr_schedule(
         total_steps=total_steps,
         floor=min_fraction * max(groups[0], default=0.0),
         min_fraction=min_fraction,
+        dips=list(dips[0]),
     )
     _context.record(record)
     lrs0 = groups[0]
     if passed:
-        return LrSchedule(tuple(lrs0), max(lrs0), lrs0[-1], collapses[0])
+        return LrSchedule(tuple(lrs0), max(lrs0), lrs0[-1], collapses[0], tuple(dips[0]))
     name = type(scheduler).__name__
     if error is not None:
         step, exc = error
@@ -125,6 +141,8 @@ def assert_lr_schedule(
             facts={"total_steps": total_steps},
             picture=_text_pictures.curve(lrs0, label="learning rate"),
         )
+    if not bad:
+        raise _periodic_failure(scheduler, groups, periodic, min_fraction, limit, msg)
     k, at = bad[0]
     lrs = groups[k]
     peak = max(lrs[: at + 1])
@@ -149,6 +167,76 @@ def assert_lr_schedule(
         facts={"scheduler": name, "total_steps": total_steps, "min_fraction": min_fraction},
         picture=_text_pictures.curve(lrs, label="learning rate"),
     )
+
+
+def _periodic_failure(
+    scheduler: Any,
+    groups: list[list[float]],
+    periodic: list[tuple[int, list[int]]],
+    min_fraction: float,
+    limit: float,
+    msg: str | None,
+) -> AssertionError:
+    k, dips = periodic[0]
+    lrs = groups[k]
+    total = len(lrs)
+    peak = max(lrs[: dips[0] + 1])
+    where = "" if len(groups) == 1 else f" of param group {k}"
+    low = sum(1 for i, lr in enumerate(lrs) if lr < min_fraction * max(lrs[: i + 1]))
+    every = ""
+    if len(dips) > 1:
+        gaps = [b - a for a, b in itertools.pairwise(dips)]
+        every = f", every {sorted(gaps)[len(gaps) // 2]} steps"
+    evidence = [
+        f"below {min_fraction:.0%} of the peak at {low} of {total} steps ({low / total:.0%}); "
+        f"it falls there at steps {', '.join(map(str, dips[:6]))}{' ...' if len(dips) > 6 else ''}."
+    ]
+    name = type(scheduler).__name__
+    if name == "CosineAnnealingLR":
+        t_max = getattr(scheduler, "T_max", "?")
+        cause = (
+            f"T_max={t_max} but stepped {total} times: is T_max in epochs while the scheduler "
+            f"steps per batch? Past T_max a cosine climbs back and falls again. Set "
+            f"T_max={total} (the steps of the run), or use CosineAnnealingWarmRestarts if "
+            "restarts are what you want."
+        )
+    else:
+        cause = (
+            "the schedule's period is far shorter than the run: a period counted in epochs "
+            "while the scheduler steps per batch? If the restarts are intended, pass "
+            "restarts=True."
+        )
+    return _messages.fail(
+        CHECK,
+        f"the learning rate{where} falls below {min_fraction:.0%} of its peak ({peak:.3g}) at "
+        f"step {dips[0]} of {total} and comes back {len(dips)} time"
+        f"{'s' if len(dips) > 1 else ''}{every} (allowed: not before step {math.ceil(limit)}, "
+        "except for restart schedules).",
+        msg=msg,
+        evidence=evidence,
+        cause=cause,
+        facts={"scheduler": name, "total_steps": total, "min_fraction": min_fraction},
+        picture=_text_pictures.curve(lrs, label="learning rate"),
+    )
+
+
+def _restarts(scheduler: Any) -> bool:
+    """A schedule meant to restart: warm restarts, cyclic, one-cycle (also chained)."""
+    S = torch.optim.lr_scheduler
+    kinds = (S.CosineAnnealingWarmRestarts, S.CyclicLR, S.OneCycleLR)
+    inner = getattr(scheduler, "_schedulers", None) or []
+    return isinstance(scheduler, kinds) or any(_restarts(s) for s in inner)
+
+
+def _dips(lrs: list[float], fraction: float) -> list[int]:
+    """The steps at which the rate falls below ``fraction`` of its running peak and from
+    which it later comes back above it."""
+    peak, low = 0.0, []
+    for lr in lrs:
+        peak = max(peak, lr)
+        low.append(lr < fraction * peak)
+    starts = [t for t in range(len(lrs)) if low[t] and (t == 0 or not low[t - 1])]
+    return [t for t in starts if not all(low[t:])]
 
 
 def _copies(optimizer: Any, scheduler: Any) -> tuple[Any, Any]:
