@@ -603,7 +603,7 @@ class Constants:
             )
         value, theta = min(scored, key=lambda s: s[0])
         for _ in range(3):
-            theta, new = minimise(objective, theta, max_iter=max_iter)
+            theta, new = _losses.minimise(objective, theta, max_iter=max_iter)
             done = new >= value - 1e-12 * max(1.0, abs(value))
             value = new
             if done:
@@ -645,55 +645,6 @@ class Constants:
             except ValueError:
                 cap = None
         return _sampling.numeric_allowance(rows, hessian, what=what, samples=self.shape[0], cap=cap)
-
-
-def minimise(
-    objective: Callable[[Any], Any], theta0: Any, *, max_iter: int = 100
-) -> tuple[Any, float]:
-    """L-BFGS from ``theta0``; a point where the loss raises or is not finite counts as far
-    worse than the start (so the line search steps back); never worse than the start."""
-    with torch.no_grad():
-        start = float(objective(theta0))
-    penalty = abs(start) * 1e3 + 1e3
-    theta = theta0.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [theta],
-        lr=1.0,
-        max_iter=max_iter,
-        history_size=20,
-        tolerance_grad=1e-12,
-        tolerance_change=1e-15,
-        line_search_fn="strong_wolfe",
-    )
-
-    def closure() -> Any:
-        opt.zero_grad()
-        try:
-            value = objective(theta)
-            if not torch.isfinite(value):
-                raise FloatingPointError
-            value.backward()
-        except Exception:
-            theta.grad = torch.zeros_like(theta)
-            return torch.tensor(penalty, dtype=theta.dtype)
-        if theta.grad is None:
-            theta.grad = torch.zeros_like(theta)
-        return value.detach()
-
-    with torch.enable_grad():
-        try:
-            opt.step(closure)
-        except Exception:
-            return theta0, start
-    theta = theta.detach()
-    try:
-        with torch.no_grad():
-            end = float(objective(theta))
-    except Exception:
-        return theta0, start
-    if math.isfinite(end) and torch.isfinite(theta).all() and end <= start:
-        return theta, end
-    return theta0, start
 
 
 def describe(loss_fn: Any) -> str:

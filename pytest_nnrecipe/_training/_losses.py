@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -151,7 +152,7 @@ def best_constant(spec: LossSpec, out_shape: tuple[int, ...], targets: Any) -> O
         return spec.evaluate(to_output(theta), t)
 
     exact = spec.kind in ("mse", "l1")
-    theta, value = (theta0, _float(loss(theta0))) if exact else _minimise(loss, theta0)
+    theta, value = (theta0, _float(loss(theta0))) if exact else minimise(loss, theta0, max_iter=60)
     probs = None
     if spec.classes:
         probs = theta.softmax(0)
@@ -362,14 +363,19 @@ def _elementwise_start(spec: LossSpec, t: Any) -> Any:
     return t.median(0).values
 
 
-def _minimise(loss: Any, theta0: Any) -> tuple[Any, float]:
-    """L-BFGS from ``theta0`` on a convex ``loss``; never worse than the start."""
-    start = _float(loss(theta0))
-    theta = theta0.clone().requires_grad_(True)
+def minimise(
+    objective: Callable[[Any], Any], theta0: Any, *, max_iter: int = 100
+) -> tuple[Any, float]:
+    """L-BFGS from ``theta0``; a point where the loss raises or is not finite counts as far
+    worse than the start (so the line search steps back); never worse than the start."""
+    with torch.no_grad():
+        start = float(objective(theta0))
+    penalty = abs(start) * 1e3 + 1e3 if math.isfinite(start) else 1e30
+    theta = theta0.detach().clone().requires_grad_(True)
     opt = torch.optim.LBFGS(
         [theta],
         lr=1.0,
-        max_iter=60,
+        max_iter=max_iter,
         history_size=20,
         tolerance_grad=1e-12,
         tolerance_change=1e-15,
@@ -378,15 +384,31 @@ def _minimise(loss: Any, theta0: Any) -> tuple[Any, float]:
 
     def closure() -> Any:
         opt.zero_grad()
-        value = loss(theta)
-        value.backward()
-        return value
+        try:
+            value = objective(theta)
+            if not torch.isfinite(value):
+                raise FloatingPointError
+            value.backward()
+        except Exception:
+            theta.grad = torch.zeros_like(theta)
+            return torch.tensor(penalty, dtype=theta.dtype)
+        if theta.grad is None:
+            theta.grad = torch.zeros_like(theta)
+        return value.detach()
 
     with torch.enable_grad():
-        opt.step(closure)
+        try:
+            opt.step(closure)
+        except Exception:
+            return theta0, start
     theta = theta.detach()
-    end = _float(loss(theta))
-    if math.isfinite(end) and (end <= start or not math.isfinite(start)):
+    try:
+        with torch.no_grad():
+            end = float(objective(theta))
+    except Exception:
+        return theta0, start
+    finite = math.isfinite(end) and bool(torch.isfinite(theta).all())
+    if finite and (end <= start or not math.isfinite(start)):
         return theta, end
     return theta0, start
 
