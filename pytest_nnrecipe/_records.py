@@ -105,7 +105,7 @@ class TrainingRecord(CheckRecord):
     rtol: float | None = None
     noise_allowance: float | None = None
     #: ``assert_init_loss``: the allowance is larger than ``rtol`` (and from which batch size not).
-    blunt: bool = False
+    blunt: bool | None = None
     sharp_batch_size: int | None = None
     #: ``assert_params_update``: the parameters that do not learn.
     failing: list[str] | None = None
