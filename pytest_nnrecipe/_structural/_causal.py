@@ -403,8 +403,8 @@ def _likely_cause(ev: Evidence) -> str | None:
     hit = ev.module(torch.nn.RNNBase)
     if rnn and hit and getattr(hit[1], "bidirectional", False):
         return (
-            f"a bidirectional RNN: {rnn} reads the sequence backwards too, so every step sees "
-            "the future; a language model needs bidirectional=False."
+            f"a bidirectional {type(hit[1]).__name__}: {rnn} reads the sequence backwards too, "
+            "so every step sees the future; a language model needs bidirectional=False."
         )
     if ev.wraps():
         k = int(np.nonzero(ev.pattern)[0].max()) + 1
@@ -421,8 +421,8 @@ def _likely_cause(ev: Evidence) -> str | None:
         m = hit[1]
         k, d = int(m.kernel_size[0]), int(m.dilation[0])  # type: ignore[index]
         return (
-            f"a convolution that looks {ev.ahead()} step(s) ahead: {conv} is padded on both "
-            f"sides, which centres its kernel on t. Pad it on the left only: padding=0 and "
+            f"a convolution that looks {ev.ahead()} step(s) ahead: {conv} has symmetric "
+            f"padding, which centres its kernel on t. Pad it on the left only: padding=0 and "
             f"F.pad(x, ({(k - 1) * d}, 0)) before it."
         )
     attention = (
@@ -473,17 +473,21 @@ def _likely_cause(ev: Evidence) -> str | None:
         r = ev.ahead()
         if attention:
             return (
-                f"an attention mask off by {r} in {where}: step t also sees step t+{r}. "
+                f"an attention mask off by {_count(r)} in {where}: step t also sees step t+{r}. "
                 "Mask with torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1) "
                 "(True = masked) or use is_causal=True."
             )
         shift = ev.used(SHIFTS)
         if shift:
             return (
-                f"a shift off by {r} ({shift[0]}) in {where}: step t reads step t+{r}. "
+                f"a shift off by {_count(r)} ({shift[0]}) in {where}: step t reads step t+{r}. "
                 "Shift towards the future's opposite: x[:, :-k] padded on the left."
             )
     return None
+
+
+def _count(n: int) -> str:
+    return "one" if n == 1 else str(n)
 
 
 def _past(rows: int, cols: int) -> np.ndarray:
