@@ -285,7 +285,7 @@ def check(decl: Declaration, req: Request) -> Finding:
     mode = dep.mode_of(setup.modules, req.train)
     record = DependencyRecord(
         check=decl.check,
-        model=model_name(req.model),
+        model=_model_label(req.model),
         passed=not failing,
         matrix=shown.depends.copy(),
         allowed=shown.allowed.copy(),
@@ -410,6 +410,16 @@ def _origin(decl: Declaration, setup: Setup, req: Request, variant: str) -> Orig
         return found if not isinstance(found, str) else None  # type: ignore[return-value]
     except Exception as e:  # the message must still come: say why the search stopped
         return f"{type(e).__name__}: {str(e)[:120]}"
+
+
+def _model_label(model: Any) -> str:
+    """The report's name of the model: its class; for a callable, the class of the first
+    module it reaches and the callable (``GRU (lambda in test_lm)``)."""
+    name = model_name(model)
+    if isinstance(model, torch.nn.Module):
+        return name
+    reached = dep.reach(model).modules
+    return f"{type(reached[0][1]).__name__} ({name})" if reached else name
 
 
 def _module_names(model: Any) -> dict[int, str]:
