@@ -265,7 +265,7 @@ def first_batch(model: Any, inputs: Inputs) -> Iterator[dict[str, Any]]:
             for v in (*args, *kwargs.values()):
                 if isinstance(v, torch.Tensor):
                     if v.shape == shape:
-                        with _unwatched():
+                        with unwatched():
                             holder["batch"] = v.detach().cpu()
                         holder["hooked"] = True
                     return
@@ -518,7 +518,7 @@ class Graph:
             label = watch.origin(idx)
             if label is None or tuple(idx.shape) != shapes[label] or not out.is_floating_point():
                 return None
-            with _unwatched():
+            with unwatched():
                 leaf = out.detach().requires_grad_(True)
                 leaves.append(Leaf(leaf, sources[label]))
                 return leaf.clone()
@@ -788,7 +788,7 @@ class _CutWatch(torch.overrides.TorchFunctionMode):
     that no gradient shows. Ops that only read shapes (``zeros_like``, ``new_zeros``) are not
     cuts. Integer inputs are followed (:meth:`follow`) through the ops that keep them as they
     are; any other op on them but ``embedding`` is a cut too. The check's own hooks run
-    :func:`_unwatched`.
+    :func:`unwatched`.
     """
 
     def __init__(self) -> None:
@@ -808,7 +808,7 @@ class _CutWatch(torch.overrides.TorchFunctionMode):
         if _PAUSED:
             return result
         if self._origin:
-            labels = [self.origin(t) for t in _tensors([*args, *(kwargs or {}).values()])]
+            labels = [self.origin(t) for t in tensors_in([*args, *(kwargs or {}).values()])]
             label = next((x for x in labels if x is not None), None)
             if label is not None:
                 self._follow_ids(func, label, result)
@@ -816,16 +816,16 @@ class _CutWatch(torch.overrides.TorchFunctionMode):
             name = getattr(func, "__name__", "") or ""
             if not (name.endswith("_like") or name.startswith("new_")) and _on_path(args, kwargs):
                 if name.rstrip("_") in _CUTTING or any(
-                    isinstance(r, torch.Tensor) and not r.requires_grad for r in _tensors(result)
+                    isinstance(r, torch.Tensor) and not r.requires_grad for r in tensors_in(result)
                 ):
-                    self.cut = _op_name(func)
+                    self.cut = op_name(func)
         return result
 
     def _follow_ids(self, func: Any, label: str, result: Any) -> None:
-        op = _op_name(func)
+        op = op_name(func)
         if op == "embedding":
             return
-        outs = _tensors(result)
+        outs = tensors_in(result)
         if not outs and op in _ID_METADATA:
             return
         if outs and op in _ID_KEEPING:
@@ -839,8 +839,13 @@ class _CutWatch(torch.overrides.TorchFunctionMode):
 _PAUSED: list[bool] = []
 
 
+def paused() -> bool:
+    """Whether the check's own ops run now (inside :func:`unwatched`): no watch notes them."""
+    return bool(_PAUSED)
+
+
 @contextlib.contextmanager
-def _unwatched() -> Iterator[None]:
+def unwatched() -> Iterator[None]:
     """The check's own ops inside the forward (hooks) are not the model's cuts."""
     _PAUSED.append(True)
     try:
@@ -870,17 +875,17 @@ _ID_METADATA = {
 }
 
 
-def _tensors(value: Any) -> list[Any]:
+def tensors_in(value: Any) -> list[Any]:
     if isinstance(value, (tuple, list)):
-        return [v for item in value for v in _tensors(item)]
+        return [v for item in value for v in tensors_in(item)]
     return [value] if isinstance(value, torch.Tensor) else []
 
 
 def _on_path(args: Any, kwargs: Any) -> bool:
-    return any(t.requires_grad for t in _tensors(list(args) + list((kwargs or {}).values())))
+    return any(t.requires_grad for t in tensors_in(list(args) + list((kwargs or {}).values())))
 
 
-def _op_name(func: Any) -> str:
+def op_name(func: Any) -> str:
     name = getattr(func, "__name__", repr(func))
     if name == "__get__":  # a property such as Tensor.data
         name = getattr(getattr(func, "__self__", None), "__name__", "attribute")
@@ -1112,7 +1117,7 @@ class Comparison:
                 f"{tuple(out.shape)} when only input values changed; pass output= to pick a "
                 "tensor of fixed shape."
             )
-        return _difference(out, self.base)
+        return difference(out, self.base)
 
     def _measure(self, first: torch.Tensor) -> None:
         """``first``: the difference between two runs of the same inputs. If any, measure the
@@ -1143,11 +1148,11 @@ class Comparison:
             self._measure(self._diff(self.run(self.inputs)))
             if self.floor > 0.0:
                 return
-        self._measure(_difference(self.run(perturbed), out))
+        self._measure(difference(self.run(perturbed), out))
         self._confirmed = self.floor == 0.0
 
 
-def _difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Element-wise ``|a - b|`` as float32: 0 where equal (NaN and NaN too), inf where only
     one of them is NaN."""
     if a.is_floating_point() or a.is_complex():

@@ -1,20 +1,20 @@
 """The recipe report (``--nn-report``): which recipe steps the suite covers, on which models.
 
 What travels: each check call becomes an :class:`Entry` (node id, check, model class name,
-verdict and a few small scalars), a JSON-able dict in transit, so pytest-xdist workers can send
+verdict, whether its failure was expected, and a few small scalars), a JSON-able dict in transit, so pytest-xdist workers can send
 their entries to the controller in ``workeroutput`` (no arrays, no tensors). The controller
 feeds all entries to :func:`build_report`, which draws the table in 80 columns without colour:
 
 ```
-Recipe coverage: 5 check calls in 5 tests on 1 model; 1 failed.
+Recipe coverage: 6 check calls in 6 tests on 1 model; 1 failed, 1 caught bug.
 
 recipe step                         tests  verdict
 Become one with the data                1  ok
 Visualize just before the net           -  not covered (text pictures only)
 Verify loss @ init / Init well          2  1 FAILED
 ...
-TinyMLP                                       ran  passed  failed
-  assert_init_loss                              2       1       1  FAILED
+TinyMLP                                       ran  passed  caught  failed
+  assert_init_loss                              3       1       1       1  FAILED
   not checked on this model: Input-independent baseline; ...
 
 Not covered by any test (how to cover it):
@@ -95,6 +95,9 @@ class Entry:
     check: str
     model: str
     passed: bool
+    #: the check failed where the test expected it to (``pytest.raises``, ``xfail``): a bug
+    #: the suite demonstrates it catches, not a failure of the run
+    caught: bool = False
     #: Small scalars of the record's details, sorted by key.
     facts: tuple[tuple[str, Any], ...] = ()
 
@@ -104,19 +107,24 @@ class Entry:
         return _STEP_OF.get(self.check)
 
 
-def to_json(nodeid: str, record: CheckRecord | Entry) -> dict[str, Any]:
+def to_json(nodeid: str, record: CheckRecord | Entry, *, expected: bool = False) -> dict[str, Any]:
     """The JSON-able form of one check call: ``{"nodeid", "check", "model", "passed",
-    "facts"}``, where ``facts`` are the record's small scalars (``CheckRecord.facts``: method,
-    mode, steps, target, ...); arrays, tensors, lists and the batch stay behind."""
+    "caught", "facts"}``, where ``facts`` are the record's small scalars
+    (``CheckRecord.facts``: method, mode, steps, target, ...); arrays, tensors, lists and the
+    batch stay behind. ``expected``: the test expected its failing checks to fail (it passed
+    around a ``pytest.raises``, or is an ``xfail``), so a failed check is a caught bug."""
     if isinstance(record, Entry):
         nodeid, facts = record.nodeid, dict(record.facts)
+        caught = record.caught
     else:
         facts = record.facts()
+        caught = expected and not record.passed
     return {
         "nodeid": str(nodeid),
         "check": record.check,
         "model": record.model,
         "passed": record.passed,
+        "caught": caught,
         "facts": facts,
     }
 
@@ -130,6 +138,7 @@ def from_json(data: Mapping[str, Any]) -> Entry:
             check=str(data["check"]),
             model=str(data["model"]),
             passed=bool(data["passed"]),
+            caught=bool(data.get("caught", False)),
             facts=tuple(sorted((str(k), v) for k, v in dict(facts).items() if small(v))),
         )
     except (KeyError, TypeError, AttributeError) as exc:
@@ -156,10 +165,12 @@ def build_report(
     items = [e if isinstance(e, Entry) else from_json(e) for e in entries]
     tests = {e.nodeid for e in items}
     models = sorted({e.model for e in items if e.check not in _GROUPED})
-    failed = sum(not e.passed for e in items)
+    failed = sum(not e.passed and not e.caught for e in items)
+    caught = sum(e.caught for e in items)
+    bugs = f", {_n(caught, 'caught bug')}" if caught else ""
     lines = [
         f"Recipe coverage: {_n(len(items), 'check call')} in {_n(len(tests), 'test')}"
-        f" on {_n(len(models), 'model')}; {failed} failed.",
+        f" on {_n(len(models), 'model')}; {failed} failed{bugs}.",
         "",
     ]
     lines += _steps_table(items, artifacts_dir, artifacts_written, property_tests, width)
@@ -215,8 +226,12 @@ def _status(
         mine = [e for e in items if e.check in step.checks]
         if not mine:
             return False, "-", "not covered"
-        bad = {e.nodeid for e in mine if not e.passed}
-        return True, str(len({e.nodeid for e in mine})), f"{len(bad)} FAILED" if bad else "ok"
+        bad = {e.nodeid for e in mine if not e.passed and not e.caught}
+        caught = {e.nodeid for e in mine if e.caught}
+        verdict = f"{len(bad)} FAILED" if bad else "ok"
+        if caught:
+            verdict += f" ({_n(len(caught), 'test')} caught a bug)"
+        return True, str(len({e.nodeid for e in mine})), verdict
     if step.name == _registry.VISUALIZE_BATCH:
         if artifacts_dir is None:
             return False, "-", "not covered (text pictures only)"
@@ -244,17 +259,18 @@ def _model_table(
 ) -> list[str]:
     counts: dict[str, list[int]] = {}
     for e in items:
-        c = counts.setdefault(e.check, [0, 0])
-        c[0 if e.passed else 1] += 1
+        c = counts.setdefault(e.check, [0, 0, 0])
+        c[0 if e.passed else 1 if e.caught else 2] += 1
     order = {check: k for k, check in enumerate(_STEP_OF)}
     checks = sorted(counts, key=lambda c: (order.get(c, len(order)), c))
-    name_w = max(44, *(len(c) + 2 for c in checks))
+    name_w = max(40, *(len(c) + 2 for c in checks))
     title = model if len(model) <= name_w else model[: name_w - 3] + "..."
-    out = [f"{title:<{name_w}}  ran  passed  failed"]
+    out = [f"{title:<{name_w}}  ran  passed  caught  failed"]
     for check in checks:
-        ok, bad = counts[check]
+        ok, caught, bad = counts[check]
         flag = "  FAILED" if bad else ""
-        out.append(f"{'  ' + check:<{name_w}}  {ok + bad:>3}  {ok:>6}  {bad:>6}{flag}")
+        ran = ok + caught + bad
+        out.append(f"{'  ' + check:<{name_w}}  {ran:>3}  {ok:>6}  {caught:>6}  {bad:>6}{flag}")
     if show_missing:
         ran_steps = {_STEP_OF.get(c) for c in counts}
         missing = [s for s in _MODEL_STEPS if s not in ran_steps]

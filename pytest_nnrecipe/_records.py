@@ -27,12 +27,16 @@ def small(value: Any) -> bool:
 
 
 def model_name(model: object) -> str:
-    """How records name what a check ran on: the model's class (a string is kept as is)."""
+    """How records name what a check ran on: the model's class (a string is kept as is); a
+    function by its name and the function it was defined in (``lambda in test_lm``)."""
     if isinstance(model, str):
         return model
     cls = model if isinstance(model, type) else type(model)
     if cls.__name__ == "function":
-        return getattr(model, "__qualname__", "function")
+        qualname = str(getattr(model, "__qualname__", "function"))
+        outer, local, inner = qualname.rpartition(".<locals>.")
+        name = "lambda" if inner == "<lambda>" else inner
+        return f"{name} in {outer}" if local else name
     return cls.__qualname__
 
 

@@ -78,6 +78,8 @@ class _TestPictures:
 
 RECORDS = pytest.StashKey[SessionRecords]()
 _TEST_PICTURES = pytest.StashKey[_TestPictures]()
+#: Whether the test's call phase expected its failing checks (passed, or xfailed).
+_EXPECTED = pytest.StashKey[bool]()
 
 # --- configure ----------------------------------------------------------------------------
 
@@ -123,12 +125,18 @@ def pytest_runtest_makereport(
         section = failure_section(ctx, drawn, config, config.stash[RECORDS].unavailable)
         report.sections.append(("nnrecipe", section))
     records = config.stash[RECORDS]
+    if report.when == "call":
+        # checks that failed in a test that passed (around pytest.raises) or xfailed were
+        # expected to: bugs the suite shows it catches
+        item.stash[_EXPECTED] = report.passed or hasattr(report, "wasxfail")
     if report.when == "call" and getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
         records.property_tests += 1
     if report.when == "teardown":
         if settings.report:
+            expected = item.stash.get(_EXPECTED, False)
             records.entries += [
-                _recipe_coverage.to_json(ctx.nodeid or item.nodeid, r) for r in ctx.records
+                _recipe_coverage.to_json(ctx.nodeid or item.nodeid, r, expected=expected)
+                for r in ctx.records
             ]
         # pytest keeps every item to the end of the session: let go of the batches, matrices
         # and curves the checks recorded, or a long suite holds all of them in memory.

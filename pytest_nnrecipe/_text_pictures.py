@@ -74,9 +74,9 @@ def dependency_matrix(
     ticks = [" "] * len(cblocks)
     for i in range(0, len(cblocks), 5):
         label = str(cblocks[i].start)
-        for k, ch in enumerate(label):
-            if i + k < len(ticks):
-                ticks[i + k] = ch
+        if i + len(label) > len(ticks):  # a label that does not fit whole is left out, never cut
+            break
+        ticks[i : i + len(label)] = label
     lines = [header, " " * (width + 1) + "".join(ticks)]
     for r in rblocks:
         lines.append(f"{r.start:>{width}} " + "".join(glyph(r, c) for c in cblocks))

@@ -30,6 +30,20 @@ def test_a_small_matrix_is_drawn_cell_by_cell() -> None:
     assert rows[2:6] == ["  0 o...", "  1 .o..", "  2 ..o.", "  3 #..o"]
 
 
+def test_column_labels_are_never_cut() -> None:
+    for n in [*range(2, 40), 99, 100, 101, 200, 1000]:
+        eye = np.eye(n, dtype=bool)
+        lines = _text_pictures.dependency_matrix(eye, eye, rows="o", cols="i").splitlines()
+        ticks = next(line for line in lines if line.lstrip().startswith("0"))[4:]
+        cols = _text_pictures.blocks(n, _text_pictures.MAX_SIDE)
+        start = 0
+        for word in ticks.split():
+            at = ticks.index(word, start)
+            assert int(word) == cols[at].start, (n, ticks)  # the whole number of its column
+            start = at + len(word)
+        assert ticks.split()[0] == "0"
+
+
 def test_blocks_cover_the_range_without_gaps() -> None:
     for n, k in [(5, 32), (100, 32), (33, 32), (1, 3)]:
         blocks = _text_pictures.blocks(n, k)

@@ -89,15 +89,31 @@ def test_the_report_counts_checks_per_model_and_names_failures() -> None:
     lines = text.splitlines()
     assert lines[0] == "Recipe coverage: 7 check calls in 6 tests on 2 models; 3 failed."
     mlp = lines.index(next(line for line in lines if line.startswith("TinyMLP ")))
-    assert lines[mlp].split()[-3:] == ["ran", "passed", "failed"]
-    assert lines[mlp + 1].split() == ["assert_init_loss", "2", "1", "1", "FAILED"]
-    assert lines[mlp + 2].split() == ["assert_no_batch_mixing", "1", "1", "0"]
+    assert lines[mlp].split()[-4:] == ["ran", "passed", "caught", "failed"]
+    assert lines[mlp + 1].split() == ["assert_init_loss", "2", "1", "0", "1", "FAILED"]
+    assert lines[mlp + 2].split() == ["assert_no_batch_mixing", "1", "1", "0", "0"]
     lm = lines.index(next(line for line in lines if line.startswith("TinyLM ")))
-    assert lines[lm + 1].split() == ["assert_can_overfit", "1", "1", "0"]
-    assert lines[lm + 2].split() == ["assert_causal", "1", "0", "1", "FAILED"]
+    assert lines[lm + 1].split() == ["assert_can_overfit", "1", "1", "0", "0"]
+    assert lines[lm + 2].split() == ["assert_causal", "1", "0", "0", "1", "FAILED"]
     data = lines.index(next(line for line in lines if line.startswith("data checks ")))
-    assert lines[data + 1].split() == ["assert_no_duplicates", "1", "0", "1", "FAILED"]
-    assert lines[data + 2].split() == ["assert_balanced", "1", "1", "0"]
+    assert lines[data + 1].split() == ["assert_no_duplicates", "1", "0", "0", "1", "FAILED"]
+    assert lines[data + 2].split() == ["assert_balanced", "1", "1", "0", "0"]
+
+
+def test_a_check_that_failed_where_the_test_expected_it_is_a_caught_bug() -> None:
+    record = _training("assert_init_loss", "TinyMLP", False)
+    entries = [
+        json.loads(json.dumps(_recipe_coverage.to_json("t.py::test_a", record, expected=True))),
+        _recipe_coverage.to_json("t.py::test_b", record),
+        _recipe_coverage.to_json(
+            "t.py::test_c", _training("assert_init_loss", "TinyMLP", True), expected=True
+        ),
+    ]
+    assert [e["caught"] for e in entries] == [True, False, False]
+    text = _recipe_coverage.build_report(entries)
+    assert text.splitlines()[0].endswith("; 1 failed, 1 caught bug.")
+    assert "assert_init_loss 3 1 1 1 FAILED" in " ".join(text.split())
+    assert _rows(text)["Verify loss @ init / Init well"] == ["3", "1 FAILED (1 test caught a bug)"]
     assert "Tensor" not in text  # data sources are not models
 
 
@@ -212,7 +228,8 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         "check": "assert_can_overfit",
         "model": "TinyMLP",
         "passed": False,
-        "facts": {"steps": 40, "mode": "train", "target": 0.01},
+        "caught": False,
+        "facts": {"steps": 40, "mode": "train", "target": 0.01, "blunt": False},
     }
     entry = _recipe_coverage.from_json(json.loads(json.dumps(data)))
     assert entry == _recipe_coverage.Entry(
@@ -220,7 +237,7 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         "assert_can_overfit",
         "TinyMLP",
         False,
-        (("mode", "train"), ("steps", 40), ("target", 0.01)),
+        facts=(("blunt", False), ("mode", "train"), ("steps", 40), ("target", 0.01)),
     )
     assert entry.step == "Overfit one batch"
     assert _recipe_coverage.from_json(_recipe_coverage.to_json("ignored", entry)) == entry

@@ -200,13 +200,15 @@ def test_time_major_inputs_and_outputs_with_batch_dim_one():
     rnn = nn.GRU(3, 4)  # (T, B, C)
     assert_no_batch_mixing(lambda x: rnn(x)[0], torch.randn(5, 3, 3), batch_dim=1)
     message = caught(assert_no_batch_mixing, lambda x: rnn(x)[0], torch.randn(5, 3, 3))
-    assert "batch_first=False" in message
+    assert "Where: it starts in rnn (GRU(batch_first=False, bidirectional=False))" in message
+    assert "the check passes with batch_dim=1" in message and "pass batch_dim=1" in message
 
 
 def test_a_seq_first_attention_fed_batch_first_data_is_named():
     attn = nn.TransformerEncoderLayer(4, 1, 8, dropout=0.0)  # batch_first=False
     message = caught(assert_no_batch_mixing, attn, torch.randn(3, 5, 4))
-    assert "TransformerEncoderLayer with batch_first=False" in message
+    assert "Where: it starts in self_attn (MultiheadAttention(batch_first=False))" in message
+    assert "runs along dim 0 of what it is given" in message
 
 
 def test_a_failure_message_draws_the_matrix_and_a_record_keeps_the_batch():

@@ -21,6 +21,8 @@ import torch
 from .. import _dependency as dep
 from .._results import BatchMixingResult
 from . import _driver, _verdict
+from ._evidence import CUMULATIVE, LAYOUT, ROUTING, STATISTICS, Evidence
+from ._localise import describe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._types import Method, Model, ModelInputs, OutputSelector
@@ -157,51 +159,69 @@ def _by_perturbation(setup: _driver.Setup) -> _verdict.Verdict:
     return _verdict.perturbed(depends, magnitude, (allowed, checked), compare)
 
 
-def _likely_cause(v: _verdict.Verdict, mods: list[torch.nn.Module]) -> str:
-    attention = (
-        torch.nn.MultiheadAttention,
-        torch.nn.TransformerEncoderLayer,
-        torch.nn.TransformerDecoderLayer,
-    )
-    v_mat = v.violations
-    off = ~v.allowed & v.checked
-    dense = bool(v_mat[off].all())
-    lower = not bool(np.triu(v_mat).any()) and int(v_mat.sum()) > 1
-    seq_first = [
-        m
-        for m in mods
-        if (isinstance(m, attention) and dense) or (isinstance(m, torch.nn.RNNBase) and lower)
-    ]
-    seq_first = [m for m in seq_first if not _batch_first(m)]
-    if seq_first:
-        kind = type(seq_first[0]).__name__
+def _likely_cause(ev: Evidence) -> str | None:
+    """The cause the evidence supports (see :mod:`._evidence`), or ``None``."""
+    where = ev.where
+    o = ev.origin
+    found = [] if o is None else [*o.modules, (o.name or "the model", o.module)]
+    seq = [(n, m) for n, m in found if m is not None and _driver.SAMPLES.alternative.fits(m)]
+    if seq:
+        name, m = seq[0]
         return (
-            f"{kind} with batch_first=False runs along dim 0 of what it is given, and the batch "
-            "got there: a .view()/.reshape() where .permute()/.transpose() belonged before it, "
-            "or (batch, seq, feature) tensors fed without batch_first=True."
+            f"{name} ({describe(m)}) runs along dim 0 of what it is given, and the batch got "
+            "there: (batch, seq, feature) tensors fed without batch_first=True, or a "
+            ".view()/.reshape() where .permute()/.transpose() belonged before it."
         )
-    if dense:
+    cumulative = ev.used(CUMULATIVE)
+    if cumulative:
+        routing = ROUTING & set(ev.later + ev.ops + _before(ev))
+        if routing:
+            return (
+                f"capacity-limited routing across the batch in {where}: {cumulative[0]} over "
+                f"the samples counts the tokens routed ({', '.join(sorted(routing))}) before "
+                "each sample, so whether a sample is kept depends on the samples before it. "
+                "Give each sample its own capacity, or count per sample."
+            )
         return (
-            "statistics over the batch dimension: a normalisation or mean/std/softmax/max over "
-            "dim 0 (e.g. x - x.mean(0), a hand-written BatchNorm), or attention/matmul across "
-            "the batch. Reduce over feature/time dimensions instead."
+            f"a cumulative op along the batch ({cumulative[0]}) in {where}: each sample reads "
+            "the samples before it. Run it along time or features."
         )
-    if lower:
+    stats = ev.used(STATISTICS)
+    layout = ev.used(LAYOUT)
+    if stats and layout and ev.ops.index(layout[0]) < ev.ops.index(stats[0]) and not ev.every():
         return (
-            "each sample depends on the samples before it: a recurrence or cumulative op "
-            "(cumsum, an RNN fed batch-first data as seq-first) running along the batch."
+            f"statistics over groups of samples in {where}: {layout[0]} puts several samples "
+            f"in one row before {stats[0]} (e.g. a GroupNorm written as x.view(G, -1)). "
+            "Keep the batch dimension: x.view(B, G, -1) and reduce over the last."
         )
-    return (
-        "a view/reshape across the batch dimension: .view()/.reshape() where "
-        ".permute()/.transpose() belonged (e.g. (B, T, C) -> (T, B, C) with view), or "
-        "indexing/rolling along the batch. Move dimensions with permute, not with view."
-    )
+    if stats:
+        return (
+            f"statistics over the batch dimension in {where} ({stats[0]}): a normalisation or "
+            "mean/std/softmax/max over dim 0 (e.g. x - x.mean(0), a hand-written BatchNorm). "
+            "Reduce over feature/time dimensions instead."
+        )
+    shifts = ev.used({"roll", "flip"})
+    if shifts:
+        return (
+            f"a {shifts[0]} along the batch in {where}: each sample reads another one. Roll or "
+            "flip along time/features (dims=1), not dim 0."
+        )
+    if ev.ops and all(op in LAYOUT for op in ev.ops):
+        return (
+            f"a view/reshape across the batch dimension in {where} ({' -> '.join(ev.ops)}): "
+            ".view()/.reshape() where .permute()/.transpose() belonged (e.g. (B, T, C) -> "
+            "(T, B, C) with view). Move dimensions with permute, not with view."
+        )
+    if ev.every() and ev.used({"matmul", "bmm", "einsum", "softmax", "__matmul__", "mm"}):
+        return (
+            f"attention or a matmul across the batch in {where}: every sample reads every "
+            "other. Contract over time/features, with the batch as a batch dimension."
+        )
+    return None
 
 
-def _batch_first(m: torch.nn.Module) -> bool:
-    if isinstance(m, (torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer)):
-        return bool(getattr(m.self_attn, "batch_first", False))
-    return bool(getattr(m, "batch_first", False))
+def _before(ev: Evidence) -> tuple[str, ...]:
+    return () if ev.origin is None else ev.origin.earlier
 
 
 def _diagonal(rows: int, cols: int) -> np.ndarray:

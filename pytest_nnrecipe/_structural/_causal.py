@@ -28,6 +28,7 @@ import torch
 from .. import _dependency as dep
 from .._results import CausalResult
 from . import _driver, _verdict
+from ._evidence import ATTENTION, CUMULATIVE, MASKING, NORMS, SHIFTS, STATISTICS, Evidence
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._types import Method, Model, ModelInputs, OutputSelector
@@ -205,15 +206,36 @@ def _out_dims(out: torch.Tensor, setup: _driver.Setup, size: int) -> tuple[int, 
     ):
         otd = wanted % out.dim() if -out.dim() <= wanted < out.dim() else None
         fits = [d for d in range(out.dim()) if d != b and out.shape[d] == setup.size]
+        last = [
+            t.shape[-1]
+            for label, t in setup.ins.tensors()
+            if setup.sources[label].time_dim not in (None, t.dim() - 1)
+        ]
+        fewer = otd is not None and otd != b and 0 < out.shape[otd] < setup.size
+        ranks = [
+            t.dim() for label, t in setup.ins.tensors() if setup.sources[label].time_dim is not None
+        ]
+        ranks = ranks or [out.dim()]
         if fits:
             hint = f"pass output_time_dim={fits[0]} if the output's steps are there"
-        elif otd is not None and otd != b and 0 < out.shape[otd] < setup.size:
+        elif out.dim() < min(ranks) or (fewer and out.shape[cast(int, otd)] == 1):
             hint = (
-                f"its dimension {otd} has {out.shape[otd]} steps, fewer than the inputs' "
-                f"{setup.size}: an unpadded convolution or a shift trims steps, so output "
-                "step t no longer lines up with input step t. Pad so every step has an output "
-                "(F.pad(x, (k - 1, 0)) before a causal convolution), or pass output= to line "
-                "them up (e.g. output=lambda o: F.pad(o, (0, 0, T - o.shape[1], 0)))"
+                "the output looks pooled over time (one vector per sequence), which no step "
+                "can be checked on: pass output= to pick the per-step outputs (the hidden "
+                "states before the pooling), or check the pooling separately"
+            )
+        elif fewer:
+            hint = (
+                f"its dimension {otd} has {out.shape[cast(int, otd)]} steps, fewer than the "
+                f"inputs' {setup.size}: an unpadded convolution or a shift trims steps, so "
+                "output step t no longer lines up with input step t. Pad so every step has an "
+                "output (F.pad(x, (k - 1, 0)) before a causal convolution), or pass output= to "
+                "line them up (e.g. output=lambda o: F.pad(o, (0, 0, T - o.shape[1], 0)))"
+            )
+        elif out.dim() > 2 and last and out.shape[-1] == last[0]:
+            hint = (
+                f"the inputs look channels-first (B, C, T): their last dimension has "
+                f"{last[0]} entries, as the output's; pass time_dim=-1 if the steps are there"
             )
         else:
             hint = "pass output_time_dim= (or output=) to say where the output's steps are"
@@ -374,70 +396,98 @@ def _exact_perturbation(
 # Likely cause
 
 
-def _likely_cause(v: _verdict.Verdict, mods: list[torch.nn.Module]) -> str:
-    rows, cols = np.nonzero(v.violations)
-    if rows.size == 0:
-        return "unknown"
-    ahead = cols - rows
-    reach = int(ahead.max())
-    forbidden = ~v.allowed & v.checked
-    every_future = bool(v.violations[forbidden].all())
-    bidirectional = [
-        m for m in mods if isinstance(m, torch.nn.RNNBase) and getattr(m, "bidirectional", False)
-    ]
-    attention = [
-        m
-        for m in mods
-        if isinstance(
-            m,
-            (
-                torch.nn.MultiheadAttention,
-                torch.nn.TransformerEncoderLayer,
-                torch.nn.TransformerDecoderLayer,
-            ),
-        )
-        or "attention" in type(m).__name__.lower()
-    ]
-    convs = [m for m in mods if isinstance(m, torch.nn.modules.conv._ConvNd)]
-    layers = sum(isinstance(m, torch.nn.MultiheadAttention) for m in mods) or len(attention)
-    if bidirectional and every_future:
+def _likely_cause(ev: Evidence) -> str | None:
+    """The cause the evidence supports (see :mod:`._evidence`), or ``None``."""
+    where = ev.where
+    rnn = ev.named(torch.nn.RNNBase)
+    hit = ev.module(torch.nn.RNNBase)
+    if rnn and hit and getattr(hit[1], "bidirectional", False):
         return (
-            f"a bidirectional {type(bidirectional[0]).__name__} (bidirectional=True) reads the "
-            "sequence backwards too, so every step sees the whole future; a language model "
-            "needs a unidirectional one."
+            f"a bidirectional {type(hit[1]).__name__}: {rnn} reads the sequence backwards too, "
+            "so every step sees the future; a language model needs bidirectional=False."
         )
-    if attention and every_future:
+    if ev.wraps():
+        k = int(np.nonzero(ev.pattern)[0].max()) + 1
+        how = ev.used({"roll"}) or ev.used(SHIFTS)
+        op = f" ({how[0]})" if how else ""
         return (
-            "attention without a causal mask: every step sees the whole future. Pass "
-            "mask=nn.Transformer.generate_square_subsequent_mask(T) with is_causal=True, or "
-            "is_causal=True to scaled_dot_product_attention."
+            f"a shift that wraps around{op} in {where}: only the first {k} step(s) read the "
+            f"last ones, so the start of the sequence sees its end. Shift with padding, not "
+            f"torch.roll: e.g. F.pad(x, (0, 0, {k}, 0))[:, :-{k}] for (B, T, C)."
         )
-    if attention and not convs:
-        stacked = f" (compounded over {layers} attention layers)" if reach > 1 else ""
+    conv = ev.named(torch.nn.modules.conv._ConvNd)
+    hit = ev.module(torch.nn.modules.conv._ConvNd)
+    if conv and hit and not ev.every():
+        m = hit[1]
+        k, d = int(m.kernel_size[0]), int(m.dilation[0])  # type: ignore[index]
         return (
-            f"an attention mask off by one: step t also sees step t+1, so the output looks "
-            f"{reach} step(s) ahead{stacked}. Mask with torch.triu(torch.ones(T, T, "
-            "dtype=torch.bool), diagonal=1) (True = masked) or "
-            "nn.Transformer.generate_square_subsequent_mask(T)."
+            f"a convolution that looks {ev.ahead()} step(s) ahead: {conv} has symmetric "
+            f"padding, which centres its kernel on t. Pad it on the left only: padding=0 and "
+            f"F.pad(x, ({(k - 1) * d}, 0)) before it."
         )
-    if convs and not every_future:
-        conv = convs[0]
-        k = conv.kernel_size[0] if conv.kernel_size else 1
-        d = conv.dilation[0] if conv.dilation else 1
-        return (
-            f"a convolution that looks {reach} step(s) ahead: symmetric padding centres the "
-            f"kernel on t. Pad on the left only, e.g. F.pad(x, ({(k - 1) * d}, 0)) for "
-            f"{type(conv).__name__}(kernel_size={k}, dilation={d}), or trim the last outputs."
-        )
-    if every_future:
-        return (
-            "something reads the whole sequence: attention without a causal mask, a "
-            "bidirectional layer, or pooling/normalisation over time."
-        )
-    return (
-        f"some path lets the output look up to {reach} step(s) ahead: a mask, padding or "
-        "shift that is off by one, or an op along time that is not causal."
+    attention = (
+        bool(ev.used(ATTENTION))
+        or ev.module(torch.nn.MultiheadAttention) is not None
+        or "softmax" in ev.later
     )
+    if ev.every():
+        norm = ev.named(
+            (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.instancenorm._InstanceNorm)
+        )
+        by_hand = ev.used({"std", "var", "var_mean", "std_mean"}) or (
+            ev.used({"mean"}) and ev.used({"sub", "__sub__", "rsub", "__rsub__"})
+        )
+        if norm or ev.used(NORMS) or by_hand:
+            return (
+                f"a normalisation over time: {norm or where} normalises each sample with "
+                "statistics over all its steps, so every step sees the whole sequence. "
+                "Normalise over features only (nn.LayerNorm(C), not LayerNorm([T, C]); "
+                "x.mean(-1), not x.mean(1))."
+            )
+        after = list(ev.later)
+        if "softmax" in after and any(
+            op.rstrip("_") in MASKING for op in after[after.index("softmax") + 1 :]
+        ):
+            return (
+                f"a mask applied after the softmax in {where}: zeroing the future's weights "
+                "after normalising leaves them in the softmax's denominator, so every step "
+                "still depends on the whole sequence. Mask the scores before the softmax "
+                "(masked_fill(mask, float('-inf'))) or use is_causal=True."
+            )
+        if attention or "softmax" in after:
+            return (
+                f"attention without a causal mask in {where}: every step sees the whole "
+                "future. Pass is_causal=True (scaled_dot_product_attention) or "
+                "attn_mask=nn.Transformer.generate_square_subsequent_mask(T)."
+            )
+        stats = ev.used(STATISTICS) or ev.used(CUMULATIVE)
+        if stats:
+            return (
+                f"a statistic over the whole sequence ({stats[0]}) in {where}: each step reads "
+                "a value computed from every step (a mean or sum over time, positions or "
+                "scales from the full length). Compute it from the past only (cumsum / "
+                "arange(1, T + 1)) or from the step index."
+            )
+        return None
+    if ev.band():
+        r = ev.ahead()
+        if attention:
+            return (
+                f"an attention mask off by {_count(r)} in {where}: step t also sees step t+{r}. "
+                "Mask with torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1) "
+                "(True = masked) or use is_causal=True."
+            )
+        shift = ev.used(SHIFTS)
+        if shift:
+            return (
+                f"a shift off by {_count(r)} ({shift[0]}) in {where}: step t reads step t+{r}. "
+                "Shift towards the future's opposite: x[:, :-k] padded on the left."
+            )
+    return None
+
+
+def _count(n: int) -> str:
+    return "one" if n == 1 else str(n)
 
 
 def _past(rows: int, cols: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -38,6 +39,8 @@ from .. import _dependency as dep
 from .._inputs import Inputs
 from .._records import DependencyRecord, model_name
 from .._results import DependencyResult
+from ._evidence import Evidence
+from ._localise import Origin, Search, describe, localise
 from ._verdict import (
     Verdict,
     confirm_cut,
@@ -64,10 +67,36 @@ class Axis:
     unit: str
     label: str
     count: Callable[[Inputs, Request, int], int]
+    #: the unit dimension of an input (``None``: it has none), and of the checked output
+    input_dim: Callable[[dep.Source], int | None]
+    output_dim: Callable[[Setup], int | None]
+    #: the argument a user may have left at its default by mistake (``batch_dim=1``)
+    alternative: Alternative
 
     @property
     def argument(self) -> str:
         return self.unit + "s"
+
+
+@dataclasses.dataclass(frozen=True)
+class Alternative:
+    """An axis argument a user may have left at its default by mistake, suggested when the
+    check failed with ``default``, the dependency starts in a module whose layout expects
+    ``value`` (``fits``: a time-major LSTM, a channels-first convolution) and the check passes
+    with ``value``; ``layout``: how the message names that layout."""
+
+    argument: str
+    default: int
+    value: int
+    fits: Callable[[torch.nn.Module], bool]
+    layout: str
+
+    def suggested(self, origin: Origin | str | None) -> torch.nn.Module | None:
+        """The module where the dependency starts, if its layout fits the alternative."""
+        if not isinstance(origin, Origin):
+            return None
+        mods = [m for _n, m in origin.modules] + [origin.module]
+        return next((m for m in mods if m is not None and self.fits(m)), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +141,9 @@ class Declaration:
     ``check``: its public name; ``axis``: what a unit is; ``words``: how it names pairs;
     ``allowed(rows, cols)``: which (output unit, input unit) pairs are allowed (all others are
     forbidden); ``passes``: its two ways of answering, by gradient and by perturbation;
-    ``likely_cause(verdict, submodules)``: what the evidence points at (a train-mode BatchNorm
-    is the driver's to name, in the check's words).
+    ``likely_cause(evidence)``: what the evidence (:class:`~._evidence.Evidence`: the verdict
+    and where the dependency starts) points at, or ``None`` when no known signature matches
+    (a train-mode BatchNorm is the driver's to name, in the check's words).
     """
 
     check: str
@@ -121,7 +151,7 @@ class Declaration:
     words: Words
     allowed: Callable[[int, int], np.ndarray]
     passes: tuple[Callable[[Setup], Verdict], Callable[[Setup], Verdict]]
-    likely_cause: Callable[[Verdict, list[torch.nn.Module]], str]
+    likely_cause: Callable[[Evidence], str | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,7 +271,7 @@ def check(decl: Declaration, req: Request) -> Finding:
     measured (see the module docstring for the steps)."""
     __tracebackhide__ = True
     setup, method = _prepare(decl, req)
-    verdicts, batch = _run(decl, setup, req, method)
+    verdicts, batch, origin = _run(decl, setup, req, method)
     ran = {k: v for k, v in verdicts.items() if isinstance(v, Verdict)}
     for v in ran.values():
         warn_within_noise(decl.check, v)
@@ -255,7 +285,7 @@ def check(decl: Declaration, req: Request) -> Finding:
     mode = dep.mode_of(setup.modules, req.train)
     record = DependencyRecord(
         check=decl.check,
-        model=model_name(req.model),
+        model=_model_label(req.model),
         passed=not failing,
         matrix=shown.depends.copy(),
         allowed=shown.allowed.copy(),
@@ -271,7 +301,8 @@ def check(decl: Declaration, req: Request) -> Finding:
     pairs = int((~allowed[np.ix_(setup.chosen, setup.chosen)]).sum())
     if failing:
         facts = {"method": shown.method, "device": device, "mode": mode}
-        told = _Told(shown, failing, summary, facts, pairs)
+        hint = _alternative(decl, req, origin)
+        told = _Told(shown, failing, summary, facts, pairs, origin, hint)
         raise AssertionError(_message(decl, told, req, setup))
     return Finding(shown, mode, tuple(setup.chosen), pairs, summary)
 
@@ -320,11 +351,14 @@ def _prepare(decl: Declaration, req: Request) -> tuple[Setup, str]:
 
 
 def _run(
-    decl: Declaration, setup: Setup, req: Request, method: str
-) -> tuple[dict[str, Verdict | str], Any]:
-    """Each variant's verdict (or why it could not run), and the batch that entered the model;
-    the model in eval mode (or train), its parameters frozen, all of it restored afterwards."""
+    decl: Declaration, setup: Setup, req: Request, method: str, locate: bool = True
+) -> tuple[dict[str, Verdict | str], Any, Origin | str | None]:
+    """Each variant's verdict (or why it could not run), the batch that entered the model and,
+    when a variant failed, where the dependency starts (:func:`._localise.localise`; a ``str``
+    says why it could not be found); the model in eval mode (or train), its parameters frozen,
+    all of it restored afterwards."""
     verdicts: dict[str, Verdict | str] = {}
+    origin: Origin | str | None = None
     device = setup.ins.tensors()[0][1].device
 
     def decide() -> Verdict:
@@ -341,7 +375,91 @@ def _run(
         else:
             for name in named:
                 verdicts[name] = req.variants.run(name, device, decide)
-    return verdicts, holder.get("batch")
+        failing = [
+            k
+            for k, v in verdicts.items()
+            if isinstance(v, Verdict) and (v.violations.any() or v.undecided.any())
+        ]
+        if locate and failing and verdicts[failing[0]].violations.any():  # type: ignore[union-attr]
+            origin = _origin(decl, setup, req, failing[0])
+    return verdicts, holder.get("batch"), origin
+
+
+def _origin(decl: Declaration, setup: Setup, req: Request, variant: str) -> Origin | str | None:
+    """Where the forbidden dependency starts, under the failing ``variant``; never masks the
+    failure: a search that breaks says why instead."""
+    axis = decl.axis
+    search = Search(
+        run=setup.run,
+        ins=setup.ins,
+        sources=setup.sources,
+        modules=setup.modules,
+        size=setup.size,
+        chosen=setup.chosen,
+        frame=setup.frame(),
+        input_dim=axis.input_dim,
+        prefer=tuple(d for d in (axis.output_dim(setup),) if d is not None),
+        seed=setup.seed,
+        names=_module_names(req.model),
+    )
+    device = setup.ins.tensors()[0][1].device
+    try:
+        if req.variants is None or req.variants.names is None:
+            return localise(search)
+        found = req.variants.run(variant, device, lambda: localise(search))  # type: ignore[arg-type,return-value]
+        return found if not isinstance(found, str) else None  # type: ignore[return-value]
+    except Exception as e:  # the message must still come: say why the search stopped
+        return f"{type(e).__name__}: {str(e)[:120]}"
+
+
+def _model_label(model: Any) -> str:
+    """The report's name of the model: its class; for a callable, the class of the first
+    module it reaches and the callable (``GRU (lambda in test_lm)``)."""
+    name = model_name(model)
+    if isinstance(model, torch.nn.Module):
+        return name
+    reached = dep.reach(model).modules
+    return f"{type(reached[0][1]).__name__} ({name})" if reached else name
+
+
+def _module_names(model: Any) -> dict[int, str]:
+    """The names the message gives the modules a model reaches: ``""`` for the model itself,
+    the variable a callable reads them from (``net`` for ``lambda x: net(x)``)."""
+    if isinstance(model, torch.nn.Module):
+        return {id(model): ""}
+    names = {}
+    for where, m in dep.reach(model).modules:
+        quoted = where.split("'")
+        names[id(m)] = quoted[1] if len(quoted) > 2 else where
+    return names
+
+
+def _alternative(decl: Declaration, req: Request, origin: Origin | str | None) -> str | None:
+    """Why the axis argument was likely given wrong (``batch_dim=1`` for a time-major model),
+    when the evidence says so: the dependency starts in a module of the other layout, and the
+    check passes with the other value (run again, without localisation or record)."""
+    alt = decl.axis.alternative
+    module = alt.suggested(origin)
+    if getattr(req, alt.argument) != alt.default or module is None:
+        return None
+    changed: dict[str, Any] = {alt.argument: alt.value, "variants": None}
+    other = dataclasses.replace(req, **changed)
+    try:
+        setup, method = _prepare(decl, other)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            verdicts, _batch, _origin = _run(decl, setup, other, method, locate=False)
+    except (ValueError, TypeError, RuntimeError, IndexError):
+        return None
+    ran = [v for v in verdicts.values() if isinstance(v, Verdict)]
+    if not ran or any(v.violations.any() or v.undecided.any() for v in ran):
+        return None
+    return (
+        f"the check passes with {alt.argument}={alt.value}, and the dependency starts in a "
+        f"{describe(module)}, which expects {alt.layout}: if the inputs are laid out that way, "
+        f"pass {alt.argument}={alt.value} (the default {alt.argument}={alt.default} reads "
+        "another dimension)."
+    )
 
 
 def _timed(src: dep.Source) -> bool:
@@ -369,14 +487,16 @@ def _decide(decl: Declaration, setup: Setup, method: str, auto: bool) -> Verdict
     return by_perturbation(setup)
 
 
-def _likely_cause(
-    decl: Declaration, v: Verdict, modules: list[torch.nn.Module], train: bool
-) -> str:
-    mods = module_types(modules)
+def _likely_cause(decl: Declaration, told: _Told, setup: Setup, train: bool) -> str:
+    """The check's likely cause from the evidence, or what was seen when nothing matches; a
+    train-mode BatchNorm is named in the check's words."""
+    mods = module_types(setup.modules)
     norms = [m for m in mods if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if train and norms:
         return decl.words.train_norm.format(norm=type(norms[0]).__name__)
-    return decl.likely_cause(v, mods)
+    origin = told.origin if isinstance(told.origin, Origin) else None
+    evidence = Evidence(told.shown, origin)
+    return decl.likely_cause(evidence) or evidence.seen(decl.axis.label)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,12 +509,16 @@ class _Told:
     summary: dict[str, str]
     facts: dict[str, Any]
     pairs: int
+    origin: Origin | str | None
+    hint: str | None
 
 
 def _message(decl: Declaration, told: _Told, req: Request, setup: Setup) -> str:
     """The failure message every structural check shares (see ``_messages.compose``)."""
     v = told.shown
-    cause = _likely_cause(decl, v, setup.modules, req.train)
+    cause = _likely_cause(decl, told, setup, req.train)
+    if told.hint is not None:
+        cause = f"{told.hint} Otherwise: {cause}"
     covered = dep.covered(setup.chosen, setup.size, decl.axis.unit)
 
     def arrow(i: int, j: int) -> str:
@@ -437,6 +561,13 @@ def _message(decl: Declaration, told: _Told, req: Request, setup: Setup) -> str:
         kinds = req.variants.kind[0].upper() + req.variants.kind[1:] + "s"
         evidence.append(f"{kinds}: " + "; ".join(f"{k}: {s}" for k, s in told.summary.items()))
     evidence.append(f"Covered: {covered} ({told.pairs} {decl.words.checked})")
+    if isinstance(told.origin, Origin):
+        o = told.origin
+        ops = f", at {o.op_text()}" if o.ops else ""
+        evidence.append(f"Where: it starts in {o.where()}{ops} ({o.cost()})")
+    elif n_bad:
+        why = told.origin or "no tensor of the forward shows it under every reading"
+        evidence.append(f"Where: not localised ({why})")
     label = decl.axis.label
     picture = _text_pictures.dependency_matrix(
         v.depends,
@@ -501,7 +632,40 @@ def _step_count(ins: Inputs, request: Request, n: int) -> int:
     )
 
 
+def _seq_first(m: torch.nn.Module) -> bool:
+    """A module that reads dim 0 as time: an RNN or attention without ``batch_first=True``."""
+    if isinstance(m, (torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer)):
+        m = m.self_attn
+    kinds = (torch.nn.RNNBase, torch.nn.MultiheadAttention)
+    return isinstance(m, kinds) and not getattr(m, "batch_first", False)
+
+
+def _channels_first(m: torch.nn.Module) -> bool:
+    """A module that reads dim 1 as channels and the last as steps: a 1-d convolution."""
+    return isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d, torch.nn.modules.conv._ConvNd))
+
+
 #: Units are samples: the inputs' (and outputs') batch dimension.
-SAMPLES = Axis("batch", unit="sample", label="sample", count=_sample_count)
+SAMPLES = Axis(
+    "batch",
+    unit="sample",
+    label="sample",
+    count=_sample_count,
+    input_dim=lambda src: src.batch_dim,
+    output_dim=lambda setup: setup.obd,
+    alternative=Alternative(
+        "batch_dim", 0, 1, fits=_seq_first, layout="time-major inputs (T, B, ...)"
+    ),
+)
 #: Units are steps: the inputs' (and outputs') time dimension (``time_dim=``).
-STEPS = Axis("time", unit="position", label="step", count=_step_count)
+STEPS = Axis(
+    "time",
+    unit="position",
+    label="step",
+    count=_step_count,
+    input_dim=lambda src: src.time_dim,
+    output_dim=lambda setup: setup.otd,
+    alternative=Alternative(
+        "time_dim", 1, -1, fits=_channels_first, layout="channels-first inputs (B, C, T)"
+    ),
+)
