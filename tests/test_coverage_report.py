@@ -229,7 +229,7 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         "model": "TinyMLP",
         "passed": False,
         "caught": False,
-        "facts": {"steps": 40, "mode": "train", "target": 0.01, "blunt": False},
+        "facts": {"steps": 40, "mode": "train", "target": 0.01},
     }
     entry = _recipe_coverage.from_json(json.loads(json.dumps(data)))
     assert entry == _recipe_coverage.Entry(
@@ -237,7 +237,7 @@ def test_records_travel_as_small_json_without_arrays_or_tensors() -> None:
         "assert_can_overfit",
         "TinyMLP",
         False,
-        facts=(("blunt", False), ("mode", "train"), ("steps", 40), ("target", 0.01)),
+        facts=(("mode", "train"), ("steps", 40), ("target", 0.01)),
     )
     assert entry.step == "Overfit one batch"
     assert _recipe_coverage.from_json(_recipe_coverage.to_json("ignored", entry)) == entry
