@@ -74,7 +74,10 @@ def test_a_1_to_50_imbalance_shows_the_class_histogram() -> None:
 def test_un_normalised_0_255_images_are_caught_before_the_net() -> None:
     g = torch.Generator().manual_seed(0)
     batch = torch.randint(0, 256, (16, 3, 32, 32), generator=g).float()  # forgot ToTensor/Normalize
-    with pytest.raises(AssertionError, match=r"raw 0..255 pixels(.*\n)*.*forgot to normalise"):
+    with pytest.raises(
+        AssertionError,
+        match=r"values in \[0, 255\] \(the range of 8-bit pixels\)(.*\n)*.*forgot to normalise",
+    ):
         assert_normalized(batch)
 
 

@@ -9,6 +9,8 @@ The same factories and specs run with no test file at all::
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from recipe_models import SEQ_LEN, VOCAB, SmallCNN, TinyLM, make_cnn, make_lm
@@ -34,13 +36,22 @@ def test_the_whole_recipe_passes_on_a_small_transformer_lm(nn_recipe):
 
 
 def test_a_view_that_mixes_the_batch_fails_the_recipe_at_batch_independence(nn_recipe):
-    # Every other step passes: the bug is silent in training, loud here.
+    # The bug is silent in training and loud at batch independence, for every seed.
     with pytest.raises(AssertionError) as failed:
         nn_recipe(lambda: SmallCNN(view_bug=True), **IMAGES)
     message = str(failed.value)
-    assert "1 of 6 steps did not pass: batch_mixing (failed)" in message
+    assert re.search(
+        r"steps did not pass: (baseline \(failed\), )?batch_mixing \(failed\)\.", message
+    )
     assert "--- step batch_mixing (assert_no_batch_mixing): failed" in message
     assert "output of sample" in message
+    for step in ("init_loss", "params_update", "loss_decreases", "overfit"):
+        assert re.search(rf"\n  \d [^\n]*  {step}\s+passed ", message), step
+    # The baseline's verdict depends on the seed on this model (about 1 seed in 7 fails it):
+    # the view hands each output row a fixed slice of the batch, so even on zeroed inputs a
+    # sample's position tells it apart, and the scrambled real inputs beat that only by a
+    # seed-dependent margin. What holds for every seed: the table says how close it was.
+    assert re.search(r"baseline\s+(passed|failed) .* of the gap closed \(50% needed\)", message)
 
 
 def test_an_lm_without_its_attention_mask_fails_causality(nn_recipe):

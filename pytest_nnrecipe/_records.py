@@ -111,6 +111,10 @@ class TrainingRecord(CheckRecord):
     #: ``assert_init_loss``: the allowance is larger than ``rtol`` (and from which batch size not).
     blunt: bool | None = None
     sharp_batch_size: int | None = None
+    #: The key figure next to its threshold (a ``_results.Closeness``); ``borderline`` is
+    #: ``True`` when the verdict was within its band (``None`` otherwise: no fact to show).
+    closeness: Any = dataclasses.field(default=None, metadata=_NOT_A_FACT)
+    borderline: bool | None = None
     #: ``assert_params_update``: the parameters that do not learn.
     failing: list[str] | None = None
     #: ``assert_params_update``: the parameters that cannot change the output by construction.

@@ -97,13 +97,21 @@ def _data(name: str, module: str, *results: str, pictures: tuple[str, ...] = ())
 
 
 def _training(
-    name: str, module: str, result: str, tip: str, step: RecipeStep, *, dynamics: bool = False
+    name: str,
+    module: str,
+    result: str,
+    tip: str,
+    step: RecipeStep,
+    *,
+    dynamics: bool = False,
+    also: tuple[str, ...] = (),
 ) -> Check:
-    """A training check: a step of the recipe, pictures of its run."""
+    """A training check: a step of the recipe, pictures of its run; ``also``: result types
+    it shares with the other training checks (listed once, here)."""
     return Check(
         name,
         f"._training.{module}",
-        (result,),
+        (result, *also),
         tip,
         step=step,
         pictures=TRAINING_PICTURES,
@@ -139,6 +147,7 @@ CHECKS: dict[str, Check] = {
             "InitLoss",
             INIT,
             RecipeStep("init_loss", 1, "verify loss @ init", _TRAINING),
+            also=("Closeness",),
         ),
         _training(
             "assert_beats_input_independent_baseline",

@@ -63,6 +63,57 @@ class CausalResult(DependencyResult):
 
 
 @dataclasses.dataclass(frozen=True)
+class Closeness:
+    """How close a training check's verdict was: its key figure next to its threshold.
+
+    ``value`` passes on the ``higher`` side of ``threshold`` (``higher=True``: at least the
+    threshold). A verdict within ``band`` of the threshold is ``borderline``: another seed, or
+    the noise of a small batch, could flip it; ``decisive`` then names what would make it
+    clear-cut (``"steps=400"``, ``"a batch of 96 samples"``), ``None`` when nothing would.
+    ``percent``: the figure is a fraction, told as a percentage. ``str()`` gives the sentence
+    the check's message shows.
+    """
+
+    figure: str
+    value: float
+    threshold: float
+    higher: bool
+    band: float
+    decisive: str | None = None
+    percent: bool = False
+
+    @property
+    def borderline(self) -> bool:
+        """The value lies within ``band`` of the threshold (on either side)."""
+        return abs(self.value - self.threshold) <= self.band
+
+    @property
+    def passed(self) -> bool:
+        return self.value >= self.threshold if self.higher else self.value <= self.threshold
+
+    def number(self, value: float) -> str:
+        return f"{value:.0%}" if self.percent else f"{value:.4g}"
+
+    def _distance(self, value: float) -> str:
+        return f"{100 * value:.0f} points" if self.percent else f"{value:.4g}"
+
+    def __str__(self) -> str:
+        need = "at least" if self.higher else "at most"
+        head = f"{self.figure} {self.number(self.value)} ({need} {self.number(self.threshold)})"
+        distance = self._distance(abs(self.value - self.threshold))
+        if not self.borderline:
+            return (
+                f"{head}: clear, {distance} from the threshold (borderline within "
+                f"{self._distance(self.band)})"
+            )
+        fix = f"; {self.decisive} would make it decisive" if self.decisive else ""
+        return (
+            f"{head}: borderline, {distance} from the threshold (within "
+            f"{self._distance(self.band)}), another seed could flip it{fix}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class InitLoss:
     """The loss at init, the optimum it was compared with and their relative difference."""
 
@@ -77,6 +128,8 @@ class InitLoss:
     blunt: bool = False
     #: The batch size (samples) from which the check is sharp; ``None`` when it is.
     sharp_batch_size: int | None = None
+    #: The loss next to the highest that passes, and whether that was borderline.
+    closeness: Closeness | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +138,8 @@ class TrainingCurve:
     update (``losses[k]``: after ``k`` updates)."""
 
     losses: tuple[float, ...] = dataclasses.field(repr=False)
+    #: The key figure next to its threshold, and whether the verdict was borderline.
+    closeness: Closeness | None = dataclasses.field(default=None, kw_only=True)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,10 +37,33 @@ def test_it_catches_raw_0_to_255_pixels_with_a_channel_table() -> None:
     with pytest.raises(AssertionError) as info:
         nn.assert_normalized(pixels)
     text = str(info.value)
-    assert "inputs look like raw 0..255 pixels" in text and "forgot to normalise" in text
+    assert "inputs are unnormalised values in [0, 255] (the range of 8-bit pixels)" in text
+    assert "forgot to normalise: scale to 0..1 by the data's maximum (x / 255)" in text
     table = text.split("\n\n")[-1].splitlines()
     assert table[0].split() == ["channel", "mean", "expected", "std", "expected", "min", "max"]
     assert len(table) == 5 and table[1].split()[0] == "0" and "✗" in table[1]
+
+
+def test_values_in_0_to_16_are_described_as_they_are_with_the_scale_the_data_suggests() -> None:
+    # scikit-learn's digits: 8x8 images of integer values 0..16, as 64 features.
+    g = torch.Generator().manual_seed(0)
+    digits = torch.randint(0, 17, (100, 64), generator=g).float()
+    with pytest.raises(AssertionError) as info:
+        nn.assert_normalized(digits, dim=None)
+    text = str(info.value)
+    assert "inputs are unnormalised values in [0, 16], not mean 0, std 1 as expected." in text
+    assert "255" not in text and "pixels" not in text
+    assert "scale to 0..1 by the data's maximum (x / 16)" in text
+    mean, std = digits.mean().item(), digits.std().item()
+    assert f"this data's own statistics give (x - {mean:.4g}) / {std:.4g}" in text
+
+
+def test_per_channel_data_gets_its_own_per_channel_constants() -> None:
+    with pytest.raises(AssertionError) as info:
+        nn.assert_normalized(raw_images() * 40)
+    text = str(info.value)
+    assert "unnormalised values in [0, 40], not mean 0, std 1 as expected" in text
+    assert "(x / 40)" in text and "own per-channel statistics" in text
 
 
 def test_it_catches_0_to_1_values_that_were_never_normalised() -> None:

@@ -20,8 +20,9 @@ cannot give a std: a ``ValueError``.
 
 Statistics are exact over every value read (float64 accumulation, chunks merged with Chan's
 formula), streamed over a Dataset without stacking it. Failures draw a per-channel table and
-name the likely slip: raw 0..255 pixels, 0..1 values not normalised, the wrong mean, the wrong
-std, or swapped channels (RGB vs BGR).
+name the likely slip: unnormalised values (their range as measured, and the scale the data
+itself suggests: its maximum, its own mean and std), 0..1 values not normalised, the wrong
+mean, the wrong std, or swapped channels (RGB vs BGR).
 """
 
 from __future__ import annotations
@@ -258,17 +259,20 @@ def _diagnose(
             "corrupted values or a division by zero in preprocessing; find them with "
             "assert_finite_data.",
         )
-    if lo >= 0 and 10 < hi <= 255 and (mu < 5).all():
+    if lo >= 0 and hi > 1 and bad_std.any() and (mu < 5).all():
+        pixels = " (the range of 8-bit pixels)" if 128 < hi <= 255 else ""
         return (
-            f"inputs look like raw 0..255 pixels (values in [{lo:g}, {hi:g}]), not normalised.",
-            "forgot to normalise: scale to 0..1 (x / 255, ToTensor) and then apply "
-            "(x - mean) / std before the model.",
+            f"inputs are unnormalised values in [{lo:g}, {hi:g}]{pixels}, not "
+            f"{_expected(mu, sigma)}.",
+            f"forgot to normalise: scale to 0..1 by the data's maximum (x / {hi:g}) and then "
+            f"apply (x - mean) / std before the model; {_own_scale(got_mean, got_std)}.",
         )
     if lo >= 0 and hi <= 1 and ((mu < 0).any() or (np.abs(mu) < 0.1).all()):
         return (
-            f"inputs look like 0..1 values (in [{lo:g}, {hi:g}]), scaled but not normalised.",
+            f"inputs are 0..1 values (in [{lo:g}, {hi:g}]), scaled but not normalised, not "
+            f"{_expected(mu, sigma)}.",
             "forgot (x - mean) / std after scaling to 0..1 (e.g. transforms.Normalize missing "
-            "from the pipeline, or applied to another split only).",
+            f"from the pipeline, or applied to another split only); {_own_scale(got_mean, got_std)}.",
         )
     if len(mu) > 1 and bad_mean.any():
         rev = slice(None, None, -1)
@@ -298,6 +302,27 @@ def _diagnose(
         f"mean and std are off in {int((bad_mean | bad_std).sum())} channel(s).",
         "normalised with another dataset's constants, normalised twice, or not at all; or "
         "the mean/std are given for the wrong dim (pass dim= the channel dim).",
+    )
+
+
+def _expected(mu: np.ndarray, sigma: np.ndarray) -> str:
+    """What the model expects, in words: one mean/std or the per-channel range of them."""
+    if np.ptp(mu) == 0 and np.ptp(sigma) == 0:
+        return f"mean {mu[0]:.3g}, std {sigma[0]:.3g} as expected"
+    return (
+        f"the expected per-channel mean {mu.min():.3g}..{mu.max():.3g}, std "
+        f"{sigma.min():.3g}..{sigma.max():.3g}"
+    )
+
+
+def _own_scale(mean: np.ndarray, std: np.ndarray) -> str:
+    """The normalisation this data's own statistics give (constants measured here)."""
+    if len(mean) == 1:
+        return f"this data's own statistics give (x - {mean[0]:.4g}) / {std[0]:.4g}"
+    return (
+        f"this data's own per-channel statistics (the table's mean and std columns: mean "
+        f"{mean.min():.3g}..{mean.max():.3g}, std {std.min():.3g}..{std.max():.3g}) are the "
+        "constants if the model was not trained on other data"
     )
 
 

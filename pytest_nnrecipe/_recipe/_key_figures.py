@@ -10,13 +10,29 @@ from .._records import CheckRecord, DependencyRecord, ScheduleRecord, TrainingRe
 
 
 def figure(name: str, result: Any, record: CheckRecord | None) -> str:
-    """The step's key figure from the check's result (passed) or its record (failed)."""
+    """The step's key figure from the check's result (passed) or its record (failed); a
+    training step whose verdict was borderline says so, with what would make it decisive."""
+    text = _figure(name, result, record)
+    closeness = getattr(result if result is not None else record, "closeness", None)
+    if text and closeness is not None and closeness.borderline:
+        decisive = f", {closeness.decisive} to decide" if closeness.decisive else ""
+        return f"{text}; borderline{decisive}"
+    return text
+
+
+def _figure(name: str, result: Any, record: CheckRecord | None) -> str:
     if name == "init_loss":
         if result is not None:
             blunt = ""
             if getattr(result, "blunt", False):
                 blunt = f", blunt below {result.sharp_batch_size} samples"
-            return f"init loss {_num(result.loss)} vs {_num(result.expected)} expected{blunt}"
+            bound = ""
+            if result.closeness is not None:
+                side = "at least" if result.closeness.higher else "at most"
+                bound = f" ({side} {_num(result.closeness.threshold)})"
+            return (
+                f"init loss {_num(result.loss)} vs {_num(result.expected)} expected{bound}{blunt}"
+            )
         if isinstance(record, TrainingRecord) and record.losses and record.target is not None:
             return f"init loss {_num(record.losses[0])} vs {_num(record.target)} expected"
     elif name == "params_update":
@@ -50,7 +66,14 @@ def figure(name: str, result: Any, record: CheckRecord | None) -> str:
             real, blind = settle(record.losses), settle(record.baseline_losses)
         else:
             return ""
-        return f"loss {_num(real)} vs {_num(blind)} on zeroed inputs"
+        closeness = getattr(result if result is not None else record, "closeness", None)
+        closed = (
+            f", {closeness.number(closeness.value)} of the gap closed "
+            f"({closeness.number(closeness.threshold)} needed)"
+            if closeness is not None
+            else ""
+        )
+        return f"loss {_num(real)} vs {_num(blind)} on zeroed inputs{closed}"
     elif name == "overfit":
         if result is not None:
             return (

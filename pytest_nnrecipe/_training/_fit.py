@@ -28,6 +28,7 @@ from .. import _context, _messages, _rng
 from .._inputs import Inputs
 from .._outputs import select
 from .._records import TrainingRecord, model_name
+from .._results import Closeness
 from . import _losses, _suspects
 
 DEFAULT_LR = 1e-2
@@ -320,11 +321,13 @@ def record_run(
     baseline: Run | None = None,
     failing: list[str] | None = None,
     redundant: list[str] | None = None,
+    closeness: Closeness | None = None,
 ) -> None:
     """Record what a training check saw of its run, for the pictures and the failure section:
     the curves, a few samples' predictions with their targets, the batch that entered the
     model, the optimiser, the mode, the first conv layer's weights at the end of the run, and
-    the check's ``target``, ``baseline`` run or ``failing`` parameters. Small: at most
+    the check's ``target``, ``baseline`` run, ``failing`` parameters or ``closeness`` (its key
+    figure next to its threshold). Small: at most
     :data:`SHOWN_SAMPLES` samples of the predictions and targets, no dataset."""
     record = TrainingRecord(
         check=problem.check,
@@ -345,6 +348,8 @@ def record_run(
         redundant=redundant,
         baseline_losses=None if baseline is None else list(baseline.losses),
         baseline_batch=None if baseline is None else baseline.batch,
+        closeness=closeness,
+        borderline=True if closeness is not None and closeness.borderline else None,
     )
     _context.record(record)
 
@@ -376,6 +381,16 @@ def describe_optimizer(opt: Any, *, default: bool = False) -> str:
         f"{type(opt).__name__}(lr={lr:g})" if isinstance(lr, (int, float)) else type(opt).__name__
     )
     return shown + (" (default)" if default else "")
+
+
+#: A borderline verdict of a check that trains becomes decisive with this many times the steps
+#: (a model that learns from its input pulls away; one that does not stays where it is).
+LONGER = 4
+
+
+def longer(name: str, steps: int) -> str:
+    """The argument that would make a borderline training verdict decisive."""
+    return f"{name}={LONGER * steps}"
 
 
 def settle(values: list[float]) -> float:

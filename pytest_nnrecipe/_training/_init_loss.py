@@ -30,6 +30,12 @@ the batch is too small for the check to be sharp: the result (``blunt``) and the
 so, with the batch size that would make it sharp (the allowance shrinks as ``1 / n``).
 A batch whose best constant already fits every target (one sample, one class) cannot be
 judged at all: ``ValueError``.
+How close (:class:`~pytest_nnrecipe.Closeness`): the loss next to the bound it was judged by
+(the highest loss that passes, or the lowest when it sits below the optimum). It is
+borderline within the sampling allowance (the noise of the batch's optimum) of that bound,
+with the batch size from which the allowance is smaller than the distance (it shrinks as
+``1 / n``); with no allowance (``expected=`` given) within a tenth of the tolerance, and no
+batch size makes that decisive.
 A loss more than ``rtol`` *below* the optimum (only checked when ``rtol < 1``) fails too: an
 untrained model cannot beat every constant unless it already knows the labels (labels
 leaking into the inputs, or trained weights — then this check does not apply).
@@ -45,7 +51,7 @@ import torch
 
 from .. import _context, _messages, _rng
 from .._records import TrainingRecord, model_name
-from .._results import InitLoss
+from .._results import Closeness, InitLoss
 from .._state import untouched
 from . import _constant, _fit, _losses, _sampling
 
@@ -72,6 +78,8 @@ class _Judgement:
     high: bool
     blunt: bool
     sharp_batch_size: int | None
+    #: the loss next to the bound it was judged by
+    closeness: Closeness
 
 
 def assert_init_loss(
@@ -165,6 +173,8 @@ def assert_init_loss(
         first_layer_weight=first_layer,
         blunt=verdict.blunt,
         sharp_batch_size=verdict.sharp_batch_size,
+        closeness=verdict.closeness,
+        borderline=True if verdict.closeness.borderline else None,
     )
     _context.record(record)
     if verdict.passed:
@@ -177,6 +187,7 @@ def assert_init_loss(
             allowance.loss if allowance is not None else 0.0,
             verdict.blunt,
             verdict.sharp_batch_size,
+            verdict.closeness,
         )
     facts = _Facts(problem, out, name, rtol, constants, optimum, allowance, head.found(out))
     raise _failure(facts, verdict, expected, msg)
@@ -197,18 +208,30 @@ def _judge(
     threshold = expected + rtol * scale + noise
     excess = (measured - expected) / scale
     high = measured > expected
-    low_ok = rtol >= 1 or measured >= low - rtol * max(abs(low), 1e-12)
+    bottom = low - rtol * max(abs(low), 1e-12)
+    low_ok = rtol >= 1 or measured >= bottom
     if not low_ok and allowance is not None and constants is not None:
         # A constant per output (not shared) can sit lower: judge "suspiciously good" by it.
         lowest = constants.per_value_best()
-        low_ok = measured >= lowest - rtol * max(abs(lowest), 1e-12)
+        bottom = lowest - rtol * max(abs(lowest), 1e-12)
+        low_ok = measured >= bottom
     passed = measured <= threshold and low_ok
     blunt = allowance is not None and noise > rtol * scale
+    batch = _batch(constants.out) if constants is not None else 0
     sharp = None
     if blunt and allowance is not None and constants is not None:
-        batch = _batch(constants.out)
         sharp = max(batch + 1, math.ceil(batch * allowance.scaling / (rtol * scale)))
-    return _Judgement(passed, measured, expected, threshold, excess, high, blunt, sharp)
+    if measured < expected and rtol < 1:
+        closeness = Closeness("loss at init", measured, bottom, True, 0.1 * (expected - bottom))
+    else:
+        band = noise if noise > 0 else 0.1 * rtol * scale
+        decisive = None
+        distance = abs(measured - threshold)
+        if allowance is not None and batch and distance <= band:
+            size = max(batch + 1, math.ceil(batch * allowance.scaling / max(distance, 1e-12)))
+            decisive = f"a batch of {size} samples"
+        closeness = Closeness("loss at init", measured, threshold, False, band, decisive)
+    return _Judgement(passed, measured, expected, threshold, excess, high, blunt, sharp, closeness)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +278,8 @@ def _failure(facts: _Facts, verdict: _Judgement, expected: Any, msg: str | None)
         f"(allowed: {allowed})."
     )
     evidence = [
-        f"loss_fn: {facts.name}; output shape {tuple(facts.out.shape)}; mode=train, no update."
+        f"loss_fn: {facts.name}; output shape {tuple(facts.out.shape)}; mode=train, no update.",
+        str(verdict.closeness) + ".",
     ]
     if constants is not None and expected is None:
         evidence.append(f"best constant: {constants.layout.describe()}.")

@@ -11,6 +11,13 @@ every target (one sample) is a ``ValueError``. A loss with no lowest value over 
 gets 2% of the loss at step 0; pass ``target_loss=`` to set it. The run stops as soon as the
 target is met (default budget ``max_steps=500``), or once it has stalled: no step in the last
 ``PATIENCE`` (100) brought the best loss 1% closer to the target.
+
+How close (:class:`~pytest_nnrecipe.Closeness`): a pass gives the steps it took next to
+``max_steps``, borderline when it needed more than ``1 - STEP_BAND`` (80%) of them; a failure
+gives the best loss next to the target, borderline when its distance to the floor is within
+twice the target's (the band is the target's own distance to the floor). Either way
+``max_steps`` times ``_fit.LONGER`` would make it decisive; a run that diverged or stalled is
+never borderline-by-steps: more steps do not help it.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .. import _messages, _text_pictures
-from .._results import Overfit
+from .._results import Closeness, Overfit
 from .._state import untouched
 from . import _constant, _fit, _losses, _suspects
 
@@ -34,6 +41,8 @@ MARGIN = 0.02
 DEFAULT_MAX_STEPS = 500
 #: Steps without progress after which a run that cannot reach its target stops.
 PATIENCE = 100
+#: A pass that needed more than ``1 - STEP_BAND`` of ``max_steps`` is borderline.
+STEP_BAND = 0.2
 
 
 def assert_can_overfit(
@@ -63,7 +72,7 @@ def assert_can_overfit(
     ):
         raise ValueError(f"target_loss={target_loss!r} must be a finite number.")
     with untouched(model):
-        goal, basis = _target(problem, model, target_loss)
+        goal, basis, floor = _target(problem, model, target_loss)
         run = _fit.train(
             model,
             problem,
@@ -72,16 +81,31 @@ def assert_can_overfit(
             stop_below=goal,
             patience=PATIENCE,
         )
-    _fit.record_run(problem, run, run.reached, target=goal)
+    closeness = _closeness(run, goal, floor, max_steps)
+    _fit.record_run(problem, run, run.reached, target=goal, closeness=closeness)
     if run.reached:
-        return Overfit(tuple(run.losses), run.updates, goal, run.losses[-1])
-    raise _failure(problem, run, goal, basis, max_steps, msg)
+        return Overfit(tuple(run.losses), run.updates, goal, run.losses[-1], closeness=closeness)
+    raise _failure(problem, run, closeness, basis, max_steps, msg)
 
 
-def _target(problem: _fit.Problem, model: Any, target_loss: float | None) -> tuple[float, str]:
-    """The loss to reach and how it was chosen."""
+def _closeness(run: _fit.Run, goal: float, floor: float, max_steps: int) -> Closeness:
+    """Steps taken next to ``max_steps`` (a pass), best loss next to the target (a failure)."""
+    more = _fit.longer("max_steps", max_steps)
+    if run.reached:
+        return Closeness(
+            "steps to the target", run.updates, max_steps, False, STEP_BAND * max_steps, more
+        )
+    stuck = run.diverged_at is not None or run.stalled_at is not None
+    band = 0.0 if stuck else max(goal - floor, 0.0)
+    return Closeness("best loss", run.best, goal, False, band, None if stuck else more)
+
+
+def _target(
+    problem: _fit.Problem, model: Any, target_loss: float | None
+) -> tuple[float, str, float]:
+    """The loss to reach, how it was chosen, and the floor it sits above (0 when unknown)."""
     if target_loss is not None:
-        return float(target_loss), "given as target_loss="
+        return float(target_loss), "given as target_loss=", 0.0
     with torch.no_grad():
         loss, out = _fit.loss_of(problem, problem.fresh().call(model), first=True)
     start = float(loss)
@@ -103,21 +127,35 @@ def _target(problem: _fit.Problem, model: Any, target_loss: float | None) -> tup
     # than that is unreachable (no 3e-12 targets in float32).
     resolution = 4 * torch.finfo(out.dtype).eps * max(1.0, abs(start))
     if floor is None or not math.isfinite(best):
-        return max(MARGIN * start, resolution), (
-            f"{MARGIN:.0%} of the loss at step 0 ({start:.4g}): loss_fn has no lowest value "
-            "over free outputs to aim at, its floor is taken as 0; pass target_loss= to set "
-            "the goal"
+        return (
+            max(MARGIN * start, resolution),
+            (
+                f"{MARGIN:.0%} of the loss at step 0 ({start:.4g}): loss_fn has no lowest value "
+                "over free outputs to aim at, its floor is taken as 0; pass target_loss= to set "
+                "the goal"
+            ),
+            0.0,
         )
     goal = floor + max(MARGIN * max(best - floor, 0.0), resolution)
-    return goal, (
-        f"lowest achievable {_number(floor)} + {MARGIN:.0%} of the gap to the best constant "
-        f"prediction's {best:.4g}"
+    return (
+        goal,
+        (
+            f"lowest achievable {_number(floor)} + {MARGIN:.0%} of the gap to the best "
+            f"constant prediction's {best:.4g}"
+        ),
+        floor,
     )
 
 
 def _failure(
-    problem: _fit.Problem, run: _fit.Run, goal: float, basis: str, max_steps: int, msg: str | None
+    problem: _fit.Problem,
+    run: _fit.Run,
+    closeness: Closeness,
+    basis: str,
+    max_steps: int,
+    msg: str | None,
 ) -> AssertionError:
+    goal = closeness.threshold  # a failure's closeness: best loss next to the target
     losses = run.losses
     n = _batch_size(problem)
     best_step = min(
@@ -140,7 +178,8 @@ def _failure(
         )
     evidence = [
         f"loss: initial {losses[0]:.4g}, best {run.best:.4g} (step {best_step}), final "
-        f"{losses[-1]:.4g}; {run.updates} updates, mode=train."
+        f"{losses[-1]:.4g}; {run.updates} updates, mode=train.",
+        str(closeness) + ".",
     ]
     symptoms = _losses.output_symptoms(problem.spec, run.last_output, problem.targets)
     symptoms += _diagnose(problem, run, goal)

@@ -15,6 +15,13 @@ Both train copies with the shared loop (``_fit.train``) under the test's seed.
   integer ``attention_mask`` alone. Each run's level is the mean of its last tenth; the real
   run must close at least half the distance (``margin=0.5``) between the zeroed run and the
   lowest achievable loss (0 for an unknown loss): ``real - floor <= margin * (zeroed - floor)``.
+
+How close: each result and message carries a :class:`~pytest_nnrecipe.Closeness`, the key
+figure next to its threshold. A verdict within the stated band is *borderline* — another seed
+could flip it — and names the step count that would make it decisive (``_fit.LONGER`` times
+the steps). Bands: the closed share within ``BASELINE_BAND`` (10 points) of ``1 - margin``; the
+relative decrease within half of ``min_decrease``, or within the noise of the run's last
+fifth (its standard deviation relative to the loss at step 0) when that is wider.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .. import _messages, _text_pictures
-from .._results import BaselineComparison, LossDecrease
+from .._results import BaselineComparison, Closeness, LossDecrease
 from .._state import untouched
 from . import _constant, _fit, _losses, _suspects
 
@@ -35,6 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DECREASES = "assert_loss_decreases"
 BASELINE = "assert_beats_input_independent_baseline"
+#: A closed share within this distance of ``1 - margin`` (the share the real run must
+#: close) is a borderline verdict.
+BASELINE_BAND = 0.1
 
 
 def assert_loss_decreases(
@@ -63,13 +73,23 @@ def assert_loss_decreases(
         run = _fit.train(model, problem, steps=steps, optimizer=optimizer)
     initial = run.losses[0]
     after = run.losses[1:]
-    final = sum(after[-max(1, len(after) // 5) :]) / max(1, len(after[-max(1, len(after) // 5) :]))
+    tail = after[-max(1, len(after) // 5) :]
+    final = sum(tail) / len(tail)
     decrease = (initial - final) / abs(initial) if initial else -math.inf
     passed = math.isfinite(final) and decrease >= min_decrease
-    _fit.record_run(problem, run, passed, target=initial * (1 - min_decrease))
+    closeness = Closeness(
+        "relative decrease",
+        decrease,
+        min_decrease,
+        higher=True,
+        band=_decrease_band(min_decrease, tail, initial),
+        decisive=_fit.longer("steps", steps),
+        percent=True,
+    )
+    _fit.record_run(problem, run, passed, target=initial * (1 - min_decrease), closeness=closeness)
     if passed:
-        return LossDecrease(tuple(run.losses), initial, final, decrease)
-    evidence = []
+        return LossDecrease(tuple(run.losses), initial, final, decrease, closeness=closeness)
+    evidence = [str(closeness) + "."]
     cause = (
         "the optimiser does nothing useful: a learning rate of 0 or far too high, "
         "parameters missing from the optimiser, detached outputs, or a loss that does not "
@@ -141,14 +161,29 @@ def assert_beats_input_independent_baseline(
     floor = min(floor, final, base) if math.isfinite(final) and math.isfinite(base) else floor
     gap, base_gap = final - floor, base - floor
     passed = math.isfinite(final) and math.isfinite(base) and gap <= margin * base_gap
-    _fit.record_run(problem, real, passed, target=floor + margin * base_gap, baseline=blind)
+    closed = _closed(gap, base_gap)
+    closeness = Closeness(
+        "share of the distance closed",
+        closed,
+        1 - margin,
+        higher=True,
+        band=BASELINE_BAND,
+        decisive=_fit.longer("steps", steps),
+        percent=True,
+    )
+    _fit.record_run(
+        problem,
+        real,
+        passed,
+        target=floor + margin * base_gap,
+        baseline=blind,
+        closeness=closeness,
+    )
     if passed:
-        return BaselineComparison(tuple(real.losses), tuple(blind.losses), final, base, floor)
-    closed = (1 - gap / base_gap) if base_gap > 0 and math.isfinite(gap) else 0.0
-    evidence = [
-        f"levels are the mean of the last tenth of each run; the real run closes "
-        f"{closed:.0%} of the distance."
-    ]
+        return BaselineComparison(
+            tuple(real.losses), tuple(blind.losses), final, base, floor, closeness=closeness
+        )
+    evidence = [f"levels are the mean of the last tenth of each run; {closeness}."]
     if (not math.isfinite(final) or not math.isfinite(base)) and real.fp16_note:
         cause = f"training diverged (a non-finite loss): {real.fp16_note}."
     elif not math.isfinite(final) or not math.isfinite(base):
@@ -175,7 +210,7 @@ def assert_beats_input_independent_baseline(
         BASELINE,
         f"trained on its real inputs the model ends at loss {final:.4g}; trained on zeroed "
         f"inputs ({', '.join(names)}), same seed and {steps} steps, at {base:.4g}. The real "
-        f"run must close at least {margin:.0%} of the distance from the baseline to the "
+        f"run must close at least {1 - margin:.0%} of the distance from the baseline to the "
         f"lowest achievable loss {0.0 if abs(floor) < 1e-9 else floor:.4g} (i.e. reach {floor + margin * base_gap:.4g}).",
         msg=msg,
         evidence=evidence,
@@ -187,6 +222,26 @@ def assert_beats_input_independent_baseline(
             target=floor + margin * base_gap,
         ),
     )
+
+
+def _closed(gap: float, base_gap: float) -> float:
+    """The share of the baseline's distance to the floor that the real run closed."""
+    if not (math.isfinite(gap) and math.isfinite(base_gap)):
+        return 0.0
+    if base_gap <= 0:
+        return 1.0 if gap <= 0 else 0.0
+    return 1 - gap / base_gap
+
+
+def _decrease_band(min_decrease: float, tail: list[float], initial: float) -> float:
+    """Half of ``min_decrease``, or the noise of the run's last fifth (relative to the loss
+    at step 0) when that is wider."""
+    finite = [v for v in tail if math.isfinite(v)]
+    if len(finite) < 2 or not initial or not math.isfinite(initial):
+        return min_decrease / 2
+    mean = sum(finite) / len(finite)
+    sd = (sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) ** 0.5
+    return max(min_decrease / 2, sd / abs(initial))
 
 
 def _floor(problem: _fit.Problem, run: _fit.Run) -> float:
