@@ -17,6 +17,7 @@ from ._messages import PrecisionWarning
 CHECKS: dict[str, str] = {
     "assert_no_batch_mixing": "._batch_mixing",
     "assert_causal": "._causal",
+    "assert_deterministic": "._training._determinism",
     "assert_init_loss": "._training._init_loss",
     "assert_can_overfit": "._training._overfit",
     "assert_loss_decreases": "._training._progress",
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._data._summary import describe_data
     from ._data._values import assert_finite_data
     from ._recipe import check_recipe
+    from ._training._determinism import assert_deterministic
     from ._training._init_loss import assert_init_loss
     from ._training._overfit import assert_can_overfit
     from ._training._params import assert_params_update

@@ -485,14 +485,14 @@ class _Runs:
                 "a non-deterministic kernel's does."
             )
         culprit = None
-        if part.what == "loss":
-            split = _why.first_split(traces[0], traces[1])
-            if split is not None:
-                lines.append(split.describe(types))
-                culprit = split.culprit
+        split = _why.first_split(traces[0], traces[1]) if part.what != "parameters" else None
+        if split is not None:
+            rounded = "the loss rounds to the same value, but " if part.what == "gradients" else ""
+            lines.append(rounded + split.describe(types))
+            culprit = split.culprit
         elif part.what == "gradients":
             lines.append(_gradient_origin(part, traces[0], types))
-        else:
+        elif part.what == "parameters":
             lines.append(
                 "the gradients agree, so the optimiser's update itself is non-deterministic "
                 f"({self.optimizer_name}); parameters: " + _listed(part.differing)
@@ -568,12 +568,17 @@ def _gradient_origin(part: _Part, trace: _why.Trace, types: dict[str, str]) -> s
     agreeing = {owner(n) for n in part.all_names if n not in names}
     later = sorted((i, m) for m, i in order.items() if i > start)
     stop = next((i for i, m in later if m in agreeing), None)
-    between = [m for i, m in later if (stop is None or i < stop) and m and m not in agreeing]
+    between = [
+        m
+        for i, m in later
+        if (stop is None or i < stop) and m and m not in agreeing and not module.startswith(m + ".")
+    ]
     between = between[:4]
     suspects = [_why.shown(m, types.get(m, "?")) for m in between]
     suspects.append(_why.shown(module, types.get(module, "?")) + " itself")
     return (
-        f"the forward agrees (same loss); the backward parts first at {latest} (the latest "
+        "every module's output agrees in the forward; the backward parts first at "
+        f"{latest} (the latest "
         "parameter in forward order whose gradient differs; those after it agree): the "
         f"non-deterministic op is in the backward of {' or '.join(suspects)}."
     )
