@@ -68,6 +68,7 @@ class Step:
 #: The recipe's testable steps, in the recipe's order.
 STEPS: tuple[Step, ...] = (
     Step("Become one with the data", DATA_CHECKS, "data checks, e.g. assert_no_duplicates"),
+    Step("Fix random seed", ("assert_deterministic",), "assert_deterministic"),
     Step(
         "Visualize just before the net",
         (),

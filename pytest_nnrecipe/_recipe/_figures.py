@@ -10,7 +10,14 @@ from typing import Any
 def figure(name: str, result: Any, record: Any) -> str:
     """The step's key figure from the check's result (passed) or its record (failed)."""
     d = record.details if record is not None else {}
-    if name == "init_loss":
+    if name == "deterministic":
+        if result is not None:
+            return f"{result.tensors} tensors identical over {result.steps} steps"
+        if d.get("part") == "forward":
+            return "two forwards differ"
+        if d.get("part") == "training":
+            return f"runs part at step {d.get('step')}"
+    elif name == "init_loss":
         if result is not None:
             blunt = ""
             if getattr(result, "blunt", False):

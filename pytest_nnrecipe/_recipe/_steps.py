@@ -24,6 +24,7 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
+    Step("deterministic", "assert_deterministic", "fix random seed"),
     Step("init_loss", "assert_init_loss", "verify loss @ init"),
     Step("params_update", "assert_params_update", "every parameter learns"),
     Step("loss_decreases", "assert_loss_decreases", "training loss decreases"),
@@ -34,9 +35,9 @@ STEPS: tuple[Step, ...] = (
     Step("lr_schedule", "assert_lr_schedule", "LR decay schedule"),
 )
 STEP_NAMES: tuple[str, ...] = tuple(s.name for s in STEPS)
-TRAINING = ("init_loss", "params_update", "loss_decreases", "baseline", "overfit")
+TRAINING = ("deterministic", "init_loss", "params_update", "loss_decreases", "baseline", "overfit")
 #: Training checks that take ``optimizer=`` (a factory).
-TAKES_OPTIMIZER = ("params_update", "loss_decreases", "baseline", "overfit")
+TAKES_OPTIMIZER = ("deterministic", "params_update", "loss_decreases", "baseline", "overfit")
 
 
 @dataclasses.dataclass(frozen=True)
