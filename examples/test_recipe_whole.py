@@ -38,7 +38,7 @@ def test_a_view_that_mixes_the_batch_fails_the_recipe_at_batch_independence(nn_r
     with pytest.raises(AssertionError) as failed:
         nn_recipe(lambda: SmallCNN(view_bug=True), **IMAGES)
     message = str(failed.value)
-    assert "1 of 6 steps did not pass: batch_mixing (failed)" in message
+    assert "1 of 7 steps did not pass: batch_mixing (failed)" in message
     assert "--- step batch_mixing (assert_no_batch_mixing): failed" in message
     assert "output of sample" in message
 
