@@ -2,7 +2,8 @@
 
     python benchmarks/bench_training.py [seeds]      (default 20 seeds)
 
-For every check and example model, one run prints the updates it made and its wall time
+For every check and example model (``assert_deterministic``: two forwards and two runs of 3
+steps), one run prints the updates it made and its wall time
 divided by the time of one forward+backward (+ Adam step) of the same model on the same batch,
 measured in the same process. Then every correct setup and every bug of the examples is run
 over ``seeds`` seeds: the correct ones must pass (overfit within 200 steps), the bugs must be
@@ -43,6 +44,7 @@ from models_training import (
 from pytest_nnrecipe import (
     assert_beats_input_independent_baseline,
     assert_can_overfit,
+    assert_deterministic,
     assert_init_loss,
     assert_loss_decreases,
     assert_lr_schedule,
@@ -97,6 +99,7 @@ def checks_for(make, x, y, loss):
             lambda r: 200,
         ),
         ("params_update", lambda: assert_params_update(make(), x, y, loss), lambda r: 1),
+        ("deterministic", lambda: assert_deterministic(make(), x, y, loss), lambda r: r.steps),
     ]
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "ChannelStats",
     "Closeness",
     "DataSummary",
+    "Determinism",
     "Duplicates",
     "FieldSummary",
     "InitLoss",
@@ -44,6 +45,7 @@ __all__ = [
     "assert_can_overfit",
     "assert_causal",
     "assert_consistent_labels",
+    "assert_deterministic",
     "assert_disjoint",
     "assert_finite_data",
     "assert_init_loss",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ChannelStats,
         Closeness,
         DataSummary,
+        Determinism,
         Duplicates,
         FieldSummary,
         InitLoss,
@@ -88,6 +91,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from ._structural._batch_mixing import assert_no_batch_mixing
     from ._structural._causal import assert_causal
+    from ._training._determinism import assert_deterministic
     from ._training._init_loss import assert_init_loss
     from ._training._overfit import assert_can_overfit
     from ._training._params import assert_params_update

@@ -125,6 +125,16 @@ class TrainingRecord(CheckRecord):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class DeterminismRecord(CheckRecord):
+    """``assert_deterministic``: where two runs from the same seed parted (``part``:
+    ``"forward"`` or ``"training"``, at update ``step``), or how many updates it compared."""
+
+    part: str | None = None
+    step: int | None = None
+    steps: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ScheduleRecord(CheckRecord):
     """``assert_lr_schedule``: the learning rate per step (of the first param group, and of
     every group when there are several) and the (almost) zero line."""

@@ -16,6 +16,7 @@ import dataclasses
 # The recipe's testable tips, in its order: the rows of the --nn-report table. Tips without a
 # check are covered by the session itself (pictures written, Hypothesis tests run).
 DATA = "Become one with the data"
+SEED = "Fix random seed"
 VISUALIZE_BATCH = "Visualize just before the net"
 INIT = "Verify loss @ init / Init well"
 BASELINE = "Input-independent baseline"
@@ -27,6 +28,7 @@ GENERALIZE = "Generalize a special case"
 LR_DECAY = "Don't trust LR decay defaults"
 TIPS = (
     DATA,
+    SEED,
     VISUALIZE_BATCH,
     INIT,
     BASELINE,
@@ -141,12 +143,19 @@ CHECKS: dict[str, Check] = {
         _data("assert_normalized", "_normalization", "ChannelStats"),
         _data("assert_augmentation_consistent", "_augmentation", "AugmentationReport"),
         _data("describe_data", "_summary", "DataSummary", "FieldSummary"),
+        Check(  # a training check without pictures: its message shows where the runs part
+            "assert_deterministic",
+            "._training._determinism",
+            ("Determinism",),
+            SEED,
+            step=RecipeStep("deterministic", 1, "fix random seed", _TRAINING),
+        ),
         _training(
             "assert_init_loss",
             "_init_loss",
             "InitLoss",
             INIT,
-            RecipeStep("init_loss", 1, "verify loss @ init", _TRAINING),
+            RecipeStep("init_loss", 2, "verify loss @ init", _TRAINING),
             also=("Closeness",),
         ),
         _training(
@@ -154,7 +163,7 @@ CHECKS: dict[str, Check] = {
             "_progress",
             "BaselineComparison",
             BASELINE,
-            RecipeStep("baseline", 4, "input-indep. baseline", _TRAINING),
+            RecipeStep("baseline", 5, "input-indep. baseline", _TRAINING),
             dynamics=True,
         ),
         _training(
@@ -162,7 +171,7 @@ CHECKS: dict[str, Check] = {
             "_overfit",
             "Overfit",
             OVERFIT,
-            RecipeStep("overfit", 5, "overfit one batch", _TRAINING),
+            RecipeStep("overfit", 6, "overfit one batch", _TRAINING),
             dynamics=True,
         ),
         _training(
@@ -170,7 +179,7 @@ CHECKS: dict[str, Check] = {
             "_progress",
             "LossDecrease",
             DECREASING,
-            RecipeStep("loss_decreases", 3, "training loss decreases", _TRAINING),
+            RecipeStep("loss_decreases", 4, "training loss decreases", _TRAINING),
             dynamics=True,
         ),
         _training(
@@ -178,19 +187,19 @@ CHECKS: dict[str, Check] = {
             "_params",
             "ParamsUpdate",
             DECREASING,
-            RecipeStep("params_update", 2, "every parameter learns", _TRAINING),
+            RecipeStep("params_update", 3, "every parameter learns", _TRAINING),
         ),
         _structural(
             "assert_no_batch_mixing",
             "_batch_mixing",
             "BatchMixingResult",
-            RecipeStep("batch_mixing", 6, "batch independence", "structural", "batch"),
+            RecipeStep("batch_mixing", 7, "batch independence", "structural", "batch"),
         ),
         _structural(
             "assert_causal",
             "_causal",
             "CausalResult",
-            RecipeStep("causal", 7, "causality", "structural", "time_dim"),
+            RecipeStep("causal", 8, "causality", "structural", "time_dim"),
         ),
         Check(
             "assert_lr_schedule",
@@ -198,7 +207,7 @@ CHECKS: dict[str, Check] = {
             ("LrSchedule",),
             LR_DECAY,
             "learning-rate schedules",
-            RecipeStep("lr_schedule", 8, "LR decay schedule", "schedule", "scheduler"),
+            RecipeStep("lr_schedule", 9, "LR decay schedule", "schedule", "scheduler"),
             (LR_PICTURE,),
         ),
         Check(

@@ -63,6 +63,19 @@ class CausalResult(DependencyResult):
 
 
 @dataclasses.dataclass(frozen=True)
+class Determinism:
+    """What was compared bitwise, all identical: the output values of two forwards, and for
+    two training runs of ``steps`` updates the loss after each update (``losses[k]``: after
+    ``k``), the gradients and the parameters."""
+
+    output_values: int
+    steps: int
+    losses: tuple[float, ...] = dataclasses.field(repr=False)
+    tensors: int
+    deterministic_algorithms: bool
+
+
+@dataclasses.dataclass(frozen=True)
 class Closeness:
     """How close a training check's verdict was: its key figure next to its threshold.
 

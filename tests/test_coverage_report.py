@@ -139,6 +139,7 @@ def test_uncovered_steps_are_listed_with_how_to_cover_them() -> None:
         "Input-independent baseline: assert_beats_input_independent_baseline",
         "Verify decreasing training loss: assert_loss_decreases, assert_params_update",
         "Don't trust LR decay defaults: assert_lr_schedule",
+        "Fix random seed: assert_deterministic",
         "Visualize just before the net: run with --nn-artifacts DIR",
         "Generalize a special case: Hypothesis tests",
     ]:
@@ -146,7 +147,7 @@ def test_uncovered_steps_are_listed_with_how_to_cover_them() -> None:
     for covered in ["Overfit one batch", "Use backprop", "Verify loss @ init"]:
         assert covered not in tail
     # Per model: the model steps its checks did not reach.
-    assert "not checked on this model: Input-independent baseline; Overfit one batch;" in text
+    assert "not checked on this model: Fix random seed; Input-independent baseline;" in text
 
 
 def test_artifacts_and_hypothesis_tests_cover_their_steps() -> None:
@@ -171,7 +172,7 @@ def test_artifacts_and_hypothesis_tests_cover_their_steps() -> None:
 def test_every_step_covered_says_so() -> None:
     checks = ["assert_no_duplicates", "assert_init_loss", "assert_can_overfit",
               "assert_beats_input_independent_baseline", "assert_loss_decreases",
-              "assert_causal", "assert_lr_schedule"]  # fmt: skip
+              "assert_causal", "assert_lr_schedule", "assert_deterministic"]  # fmt: skip
     entries = [_recipe_coverage.Entry(f"t::{c}", c, "M", True) for c in checks]
     text = _recipe_coverage.build_report(
         entries, artifacts_dir="d", artifacts_written=2, property_tests=1

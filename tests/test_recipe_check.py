@@ -59,7 +59,8 @@ class Bigram(nn.Module):
 def test_a_good_model_passes_every_step_that_applies_with_a_table() -> None:
     result = check_recipe(make_mlp, **SPEC)
     assert result.passed
-    assert [s.verdict for s in result.steps] == ["passed"] * 6 + ["skipped"] * 2
+    assert [s.verdict for s in result.steps] == ["passed"] * 7 + ["skipped"] * 2
+    assert re.fullmatch(r"\d+ tensors identical over 3 steps", result["deterministic"].figure)
     assert re.search(r"init loss 1\.\d\d vs 1\.10 expected", result["init_loss"].figure)
     assert result["params_update"].figure == "4 of 4 parameters learn"
     assert re.fullmatch(r"overfit in \d+ steps \(loss .* <= .*\)", result["overfit"].figure)
@@ -67,19 +68,26 @@ def test_a_good_model_passes_every_step_that_applies_with_a_table() -> None:
     assert result["causal"].message == "no time_dim= given (not a sequence model)"
     assert result["assert_can_overfit"].result.steps == len(result["overfit"].result.losses) - 1
     lines = str(result).splitlines()
-    assert lines[0].startswith("check_recipe: 6 passed, 2 skipped on Sequential in ")
+    assert lines[0].startswith("check_recipe: 7 passed, 2 skipped on Sequential in ")
     assert lines[1].split() == ["step", "check", "verdict", "time", "key", "figure"]
-    assert [line.split()[0] for line in lines[2:]] == [str(i) for i in range(1, 9)]
+    assert [line.split()[0] for line in lines[2:]] == [str(i) for i in range(1, 10)]
 
 
 def test_a_model_that_mixes_the_batch_fails_and_the_message_shows_every_step() -> None:
     with pytest.raises(AssertionError) as raised:
         check_recipe(BatchMean, **SPEC)
     message = str(raised.value)
-    assert message.startswith("check_recipe failed: 1 of 6 steps did not pass: batch_mixing")
+    assert message.startswith("check_recipe failed: 1 of 7 steps did not pass: batch_mixing")
     table = message[message.index("  step ") :].split("\n\n")[0].splitlines()
-    assert [row.split()[0] for row in table[1:]] == [str(i) for i in range(1, 9)]
-    for step in ("init_loss", "params_update", "loss_decreases", "baseline", "overfit"):
+    assert [row.split()[0] for row in table[1:]] == [str(i) for i in range(1, 10)]
+    for step in (
+        "deterministic",
+        "init_loss",
+        "params_update",
+        "loss_decreases",
+        "baseline",
+        "overfit",
+    ):
         assert re.search(rf"{step}\s+passed", message), step
     assert re.search(r"batch_mixing\s+failed\s+\S+\s+30 of 30 pairs mix, e\.g\. sample", message)
     # The failing step's own full message, with its picture, follows the table.
@@ -128,7 +136,7 @@ def test_every_step_builds_its_own_model_under_the_same_seed() -> None:
         return made[-1]
 
     check_recipe(factory, **SPEC)
-    assert len(made) == 6 and len({id(m) for m in made}) == 6
+    assert len(made) == 7 and len({id(m) for m in made}) == 7
     first = made[0].state_dict()  # the training steps train copies: the weights are at init
     for model in made[1:]:
         for key, value in model.state_dict().items():
@@ -211,7 +219,7 @@ BAD_ARGUMENTS = [
         "unknown-check",
         dict(checks=["overfitting"]),
         ValueError,
-        r"unknown 'overfitting'; valid steps, in the recipe's order: init_loss, params_update, loss_decreases, baseline, overfit, batch_mixing, causal, lr_schedule",
+        r"unknown 'overfitting'; valid steps, in the recipe's order: deterministic, init_loss, params_update, loss_decreases, baseline, overfit, batch_mixing, causal, lr_schedule",
     ),
     ("no-checks", dict(checks=[]), ValueError, r"checks=\[\]: empty; valid steps"),
     ("checks-not-names", dict(checks=3), TypeError, r"checks=3 must be step names"),
@@ -325,6 +333,7 @@ def test_each_builder_makes_a_spec_that_a_fitting_model_passes(build: Any, make_
     assert spec.inputs.shape[0] == spec.targets.shape[0]
     result = check_recipe(make_model, **spec)
     assert [s.name for s in result.steps if s.passed] == [
+        "deterministic",
         "init_loss",
         "params_update",
         "loss_decreases",

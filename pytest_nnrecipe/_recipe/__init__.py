@@ -6,14 +6,15 @@ seed, moved to the inputs' device), so no step sees what another did to its mode
 ====  ==============  ===========================================  ============================
   #   step            check                                        applies when
 ====  ==============  ===========================================  ============================
-  1   init_loss       assert_init_loss                             always
-  2   params_update   assert_params_update                         always
-  3   loss_decreases  assert_loss_decreases                        always
-  4   baseline        assert_beats_input_independent_baseline      always
-  5   overfit         assert_can_overfit                           always
-  6   batch_mixing    assert_no_batch_mixing                       a batch of 2 or more
-  7   causal          assert_causal                                ``time_dim=`` is given
-  8   lr_schedule     assert_lr_schedule                           ``scheduler=`` is given
+  1   deterministic   assert_deterministic                         always
+  2   init_loss       assert_init_loss                             always
+  3   params_update   assert_params_update                         always
+  4   loss_decreases  assert_loss_decreases                        always
+  5   baseline        assert_beats_input_independent_baseline      always
+  6   overfit         assert_can_overfit                           always
+  7   batch_mixing    assert_no_batch_mixing                       a batch of 2 or more
+  8   causal          assert_causal                                ``time_dim=`` is given
+  9   lr_schedule     assert_lr_schedule                           ``scheduler=`` is given
 ====  ==============  ===========================================  ============================
 
 Every step runs, whatever the others do; the result (or the failure) carries the table of all

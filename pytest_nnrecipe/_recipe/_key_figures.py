@@ -6,7 +6,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._records import CheckRecord, DependencyRecord, ScheduleRecord, TrainingRecord
+from .._records import (
+    CheckRecord,
+    DependencyRecord,
+    DeterminismRecord,
+    ScheduleRecord,
+    TrainingRecord,
+)
 
 
 def figure(name: str, result: Any, record: CheckRecord | None) -> str:
@@ -21,7 +27,14 @@ def figure(name: str, result: Any, record: CheckRecord | None) -> str:
 
 
 def _figure(name: str, result: Any, record: CheckRecord | None) -> str:
-    if name == "init_loss":
+    if name == "deterministic":
+        if result is not None:
+            return f"{result.tensors} tensors identical over {result.steps} steps"
+        if isinstance(record, DeterminismRecord) and record.part == "forward":
+            return "two forwards differ"
+        if isinstance(record, DeterminismRecord) and record.part == "training":
+            return f"runs part at step {record.step}"
+    elif name == "init_loss":
         if result is not None:
             blunt = ""
             if getattr(result, "blunt", False):
