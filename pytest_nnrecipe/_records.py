@@ -79,6 +79,10 @@ class DependencyRecord(CheckRecord):
     method: str
     mode: str
     batch: Any = None
+    #: Where the batch's samples and steps lie (``batch_dim=``, ``time_dim=``): the batch
+    #: picture draws samples as rows and steps as columns, whatever the layout.
+    batch_dim: int = dataclasses.field(default=0, metadata=_NOT_A_FACT)
+    time_dim: int | None = dataclasses.field(default=None, metadata=_NOT_A_FACT)
     #: What a unit is ("sample", "step"): the matrix's rows are ``output <unit>``.
     unit: str = dataclasses.field(default="sample", metadata=_NOT_A_FACT)
     #: Each attention backend's verdict (``assert_causal``).
@@ -109,6 +113,11 @@ class TrainingRecord(CheckRecord):
     rtol: float | None = None
     noise_allowance: float | None = None
     #: ``assert_init_loss``: the allowance is larger than ``rtol`` (and from which batch size not).
+    #: ``assert_init_loss``: the band of losses at init that pass (lowest: ``None`` when no
+    #: loss is too low to pass), drawn in its picture.
+    passing_band: tuple[float | None, float] | None = dataclasses.field(
+        default=None, metadata=_NOT_A_FACT
+    )
     blunt: bool | None = None
     sharp_batch_size: int | None = None
     #: The key figure next to its threshold (a ``_results.Closeness``); ``borderline`` is

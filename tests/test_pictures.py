@@ -78,6 +78,11 @@ PICTURES: list[Any] = [
         id="loss with prediction dynamics",
     ),
     pytest.param(
+        lambda p: _png.init_loss(2.4, p, expected=1.6, highest=2.2, lowest=1.2, noise=0.2),
+        _charts.INIT_LOSS_SIZE,
+        id="loss at init",
+    ),
+    pytest.param(
         lambda p: _png.lr_curve([0.1 * 0.9**k for k in range(80)], p, total_steps=200, floor=1e-3),
         _charts.LR_SIZE,
         id="lr schedule",
@@ -409,3 +414,90 @@ def test_drawing_leaves_the_global_matplotlib_state_alone(tmp_path: Path) -> Non
     assert matplotlib.get_backend(auto_select=False) == backend
     assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
     assert dict(dict.items(matplotlib.rcParams)) == rc
+
+
+def test_the_init_loss_picture_shows_the_band_and_colours_the_loss_by_it(tmp_path: Path) -> None:
+    band = {"expected": 1.6, "highest": 2.2, "lowest": 1.2, "noise": 0.2}
+    outside = _png.init_loss(11.8, tmp_path / "out.png", **band)
+    inside = _png.init_loss(1.7, tmp_path / "in.png", **band)
+    red, green = _canvas.FORBIDDEN, _canvas.TARGET
+    # The loss is a large dot: red outside the band, green inside it; the band is pale green.
+    assert _count_colour(outside, red, tol=30) > _count_colour(inside, red, tol=30) + 60
+    assert _count_colour(inside, green, tol=30) > _count_colour(outside, green, tol=30) + 60
+    pale = _count_colour(inside, "#d5ebd5", tol=12)
+    assert pale > 2000  # the band that passes covers a good part of the axis
+    # Without a lower bound (rtol >= 1) the band reaches the left edge.
+    one_sided = _png.init_loss(1.7, tmp_path / "one.png", expected=1.6, highest=2.2)
+    assert _count_colour(one_sided, "#d5ebd5", tol=12) > pale
+
+
+def test_an_init_loss_record_draws_the_band_not_a_one_point_curve(tmp_path: Path) -> None:
+    record = TrainingRecord(
+        check="assert_init_loss",
+        model="M",
+        passed=False,
+        losses=[11.8],
+        steps=0,
+        target=1.6,
+        noise_allowance=0.2,
+        passing_band=(1.2, 2.2),
+    )
+    (path,) = _png.write_artifacts(record, tmp_path, "stem")
+    assert _size(path) == _charts.INIT_LOSS_SIZE
+    assert _count_colour(path, _canvas.FORBIDDEN, tol=30) > 60
+
+
+def _drawn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: Any, **layout: Any) -> Any:
+    """The axes of the batch picture drawn from ``data``."""
+    figures: list[Any] = []
+    monkeypatch.setattr(_canvas, "save", lambda fig, path: figures.append(fig) or str(path))
+    _grids.batch(data, tmp_path / "b.png", **layout)
+    return figures[0].axes[0]
+
+
+@pytest.mark.parametrize(
+    ("shape", "layout"),
+    [
+        pytest.param((6, 4, 20), {"time_dim": -1}, id="channels first (B, C, T)"),
+        pytest.param((6, 20, 4), {"time_dim": 1}, id="(B, T, C)"),
+        pytest.param((20, 6, 4), {"batch_dim": 1, "time_dim": 0}, id="time-major (T, B, C)"),
+        pytest.param((6, 20, 20), {"time_dim": 2}, id="square, not images"),
+        pytest.param((6, 2, 2, 20), {"time_dim": 3}, id="(B, C, H, T)"),
+    ],
+)
+def test_the_batch_picture_draws_samples_by_time_steps_whatever_the_layout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shape: tuple[int, ...], layout: Any
+) -> None:
+    data = torch.zeros(shape)
+    t, b = layout["time_dim"] % len(shape), layout.get("batch_dim", 0)
+    steps = torch.arange(20.0).reshape([20 if d == t else 1 for d in range(len(shape))])
+    samples = 100 * torch.arange(6.0).reshape([6 if d == b else 1 for d in range(len(shape))])
+    ax = _drawn(monkeypatch, tmp_path, data + steps + samples, **layout)
+    assert ax.get_xlabel() == "time step"
+    assert ax.get_ylabel() == "sample"
+    shown = np.asarray(ax.images[0].get_array())
+    np.testing.assert_array_equal(shown, 100 * np.arange(6.0)[:, None] + np.arange(20.0)[None, :])
+
+
+def test_the_causal_record_passes_its_layout_to_the_batch_picture(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    record = DependencyRecord(
+        check="assert_causal",
+        model="M",
+        passed=False,
+        matrix=np.ones((20, 20), bool),
+        allowed=np.tril(np.ones((20, 20), bool)),
+        method="grad",
+        mode="eval",
+        batch=torch.zeros(3, 4, 20),
+        time_dim=-1,
+        unit="step",
+    )
+    layouts: list[Any] = []
+    real = _grids.batch
+    monkeypatch.setattr(
+        _grids, "batch", lambda data, path, **kw: layouts.append(kw) or real(data, path, **kw)
+    )
+    _png.write_artifacts(record, tmp_path, "stem")
+    assert [(kw["batch_dim"], kw["time_dim"]) for kw in layouts] == [(0, -1)]

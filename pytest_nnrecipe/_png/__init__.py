@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._artifacts import file_stem, write_artifacts, write_test_artifacts
 from ._canvas import PicturesUnavailable
-from ._charts import class_histogram, loss_curve, lr_curve
+from ._charts import class_histogram, init_loss, loss_curve, lr_curve
 from ._grids import batch, conv_weights, looks_like_images
 from ._matrix import dependency_matrix
 
@@ -24,6 +24,7 @@ __all__ = [
     "conv_weights",
     "dependency_matrix",
     "file_stem",
+    "init_loss",
     "looks_like_images",
     "loss_curve",
     "lr_curve",

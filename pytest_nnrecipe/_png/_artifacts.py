@@ -148,6 +148,18 @@ def _dependencies(record: CheckRecord, title: str) -> Draw | None:
 def _loss(record: CheckRecord, title: str) -> Draw | None:
     if not isinstance(record, TrainingRecord) or not _present(record.losses):
         return None
+    if record.passing_band is not None and record.target is not None:
+        lowest, highest = record.passing_band
+        expected = record.target
+        return lambda p: _charts.init_loss(
+            record.losses[0],
+            p,
+            expected=expected,
+            highest=highest,
+            lowest=lowest,
+            noise=record.noise_allowance or 0.0,
+            title=_with_facts(title, record),
+        )
     return lambda p: _charts.loss_curve(
         record.losses,
         p,
@@ -187,12 +199,14 @@ def _first_layer(record: CheckRecord, title: str) -> Draw | None:
 
 def _batch_jobs(record: CheckRecord, title: str) -> list[Job]:
     """The batch that entered the model: one picture, or one per tensor of a tuple/dict."""
-    kind = "heatmap" if isinstance(record, DependencyRecord) and record.unit == "step" else "auto"
+    layout: dict[str, Any] = {}
+    if isinstance(record, DependencyRecord):
+        layout = {"batch_dim": record.batch_dim, "time_dim": record.time_dim}
     jobs: list[Job] = []
     for label, tensor in _batch_tensors(getattr(record, "batch", None)):
         name = "batch" if label is None else f"batch-{_UNSAFE.sub('_', label)}"
         caption = f"{title}\nbatch that entered the model" + (f" ({label})" if label else "")
-        jobs.append((name, functools.partial(_grids.batch, tensor, kind=kind, title=caption)))
+        jobs.append((name, functools.partial(_grids.batch, tensor, title=caption, **layout)))
     return jobs
 
 

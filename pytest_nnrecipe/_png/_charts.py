@@ -1,5 +1,5 @@
-"""Curves and bars: the loss with its target and the prediction dynamics, the learning-rate
-schedule, the class histogram.
+"""Curves and bars: the loss with its target and the prediction dynamics, the loss at init
+within its allowed band, the learning-rate schedule, the class histogram.
 
 Non-finite values are not dropped silently: each curve marks the steps where it was NaN/Inf.
 """
@@ -16,6 +16,7 @@ from . import _canvas
 LOSS_SIZE = (800, 400)
 LOSS_WITH_DYNAMICS_SIZE = (800, 720)
 LR_SIZE = (800, 400)
+INIT_LOSS_SIZE = (800, 320)
 CLASSES_SIZE = (800, 400)
 #: Prediction dynamics draw at most this many samples (the records keep up to 8).
 MAX_SAMPLES = 8
@@ -118,6 +119,75 @@ def loss_curve(
     bottom.set_xlabel("optimizer step")
     if len(loss) > 1:
         ax.set_xlim(-0.5, max(len(loss) - 0.5, 1))
+    return _canvas.save(fig, path)
+
+
+def init_loss(
+    measured: float,
+    path: str | os.PathLike[str],
+    *,
+    expected: float,
+    highest: float,
+    lowest: float | None = None,
+    noise: float = 0.0,
+    title: str | None = None,
+) -> str:
+    """The loss at init on the loss axis, next to the ``expected`` loss and the band of losses
+    that pass: from ``lowest`` (``None``: no lower bound) to ``highest``, whose top ``noise``
+    is the sampling-noise allowance. The point is green inside the band, red outside it."""
+    import numpy as np
+
+    fig = _canvas.figure(*INIT_LOSS_SIZE)
+    ax = fig.add_subplot()
+    marks = [v for v in (measured, expected, highest, lowest) if v is not None and math.isfinite(v)]
+    lo, hi = (min(marks), max(marks)) if marks else (0.0, 1.0)
+    pad = 0.15 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1.0)
+    left, right = lo - pad, hi + pad
+    start = lowest if lowest is not None and math.isfinite(lowest) else left
+    fixed = max(start, highest - noise) if noise > 0 else highest
+    band = (
+        f"passes: {start:.4g} to {highest:.4g}"
+        if lowest is not None
+        else (f"passes: at most {highest:.4g}")
+    )
+    ax.axvspan(start, fixed, color=_canvas.TARGET, alpha=0.18, label=band)
+    if noise > 0:
+        ax.axvspan(
+            fixed,
+            highest,
+            color=_canvas.TARGET,
+            alpha=0.08,
+            hatch="//",
+            label=f"of which sampling-noise allowance {noise:.3g}",
+        )
+    _dashed(ax.axvline, expected, "black", f"expected {expected:.4g}")
+    inside = (
+        math.isfinite(measured) and measured <= highest and (lowest is None or measured >= lowest)
+    )
+    colour = _canvas.TARGET if inside else _canvas.FORBIDDEN
+    shown = measured if math.isfinite(measured) else right
+    ax.plot([shown], [0.5], "o", color=colour, markersize=10, label=f"loss at init {measured:.4g}")
+    ax.annotate(
+        f"loss at init {measured:.4g}",
+        (shown, 0.5),
+        textcoords="offset points",
+        xytext=(0, 12),
+        ha="center",
+        fontsize=9,
+        color=colour,
+    )
+    ax.set_xlim(left, right)
+    ax.set_ylim(0, 1)
+    ax.set_yticks(np.array([]))
+    ax.set_xlabel("loss")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, frameon=False)
+    verdict = "inside" if inside else "outside"
+    fig.suptitle(
+        f"{title or 'loss at init'}\nloss at init {measured:.4g} vs {expected:.4g} expected: "
+        f"{verdict} the band that passes",
+        fontsize=10,
+    )
     return _canvas.save(fig, path)
 
 

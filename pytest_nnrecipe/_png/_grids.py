@@ -35,8 +35,16 @@ def batch(
     *,
     kind: str = "auto",
     title: str | None = None,
+    batch_dim: int = 0,
+    time_dim: int | None = None,
 ) -> str:
-    """Draw the batch that entered the model; ``kind`` is "auto", "images" or "heatmap"."""
+    """Draw the batch that entered the model; ``kind`` is "auto", "images" or "heatmap".
+
+    ``batch_dim`` and ``time_dim``: where the samples and the steps lie (a structural check's
+    arguments). Samples are always the rows; with ``time_dim`` the batch is a sequence, drawn
+    as a heatmap of samples x time steps (of the first feature), whatever its layout:
+    ``(B, C, T)`` with ``time_dim=-1`` shows time steps along x, not channels.
+    """
     import numpy as np
 
     raw = data
@@ -44,19 +52,41 @@ def batch(
     if kind not in ("auto", "images", "heatmap"):
         raise ValueError(f"kind={kind!r} is not one of 'auto', 'images', 'heatmap'")
     shape = tuple(int(s) for s in arr.shape)
+    arr, steps = _samples_first(arr, batch_dim, time_dim)
+    if steps:
+        kind = "heatmap"
     head = title or "batch that entered the model"
     desc = f"shape {' x '.join(map(str, shape)) or 'scalar'}, {_dtype(raw, arr)}, {_range(arr)}"
-    if kind == "images" or (kind == "auto" and looks_like_images(shape)):
+    n = int(arr.shape[0]) if arr.ndim else 1
+    if kind == "images" or (kind == "auto" and looks_like_images(tuple(arr.shape))):
         tiles = _image_tiles(np.asarray(arr, dtype=float))
         fig = _canvas.figure(*GRID_SIZE)
         _draw_tiles(fig, tiles, label="sample")
-        shown = f"first {len(tiles)} of {shape[0]}" if len(tiles) < shape[0] else f"{len(tiles)}"
+        shown = f"first {len(tiles)} of {n}" if len(tiles) < n else f"{len(tiles)}"
         fig.suptitle(
             f"{head}\n{desc}\n{shown} images, each scaled to its own min-max for display",
             fontsize=10,
         )
         return _canvas.save(fig, path)
-    return _heatmap(arr, path, head=head, desc=desc, integer=_is_integer(arr))
+    return _heatmap(arr, path, head=head, desc=desc, integer=_is_integer(arr), steps=steps)
+
+
+def _samples_first(arr: Any, batch_dim: int, time_dim: int | None) -> tuple[Any, bool]:
+    """``arr`` with its samples on dim 0 and, when ``time_dim`` names one of its dimensions,
+    its steps on dim 1; and whether it is laid out as a sequence. Dimensions out of range
+    (an input without that axis) leave it as it is."""
+    import numpy as np
+
+    nd = arr.ndim
+    if nd < 2 or not -nd <= batch_dim < nd:
+        return arr, False
+    b = batch_dim % nd
+    t = time_dim % nd if time_dim is not None and -nd <= time_dim < nd else None
+    if t == b:
+        t = None
+    order = [b] + ([t] if t is not None else [])
+    arr = np.moveaxis(arr, order, list(range(len(order))))
+    return arr, t is not None
 
 
 def conv_weights(
@@ -150,11 +180,24 @@ def _draw_tiles(fig: Any, tiles: list[Any], *, label: str) -> None:
     fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.02, hspace=0.02)
 
 
-def _heatmap(arr: Any, path: str | os.PathLike[str], *, head: str, desc: str, integer: bool) -> str:
+def _heatmap(
+    arr: Any,
+    path: str | os.PathLike[str],
+    *,
+    head: str,
+    desc: str,
+    integer: bool,
+    steps: bool = False,
+) -> str:
+    """Samples x values; with ``steps``, ``arr`` is (samples, steps, ...): samples x steps."""
     import numpy as np
 
     note = ""
     xlabel = "token position" if integer else "feature"
+    if steps:
+        xlabel = "time step"
+        if arr.ndim > 3:
+            arr = arr.reshape(arr.shape[0], arr.shape[1], -1)
     if arr.ndim == 0:
         arr = arr.reshape(1, 1)
     elif arr.ndim == 1:

@@ -293,6 +293,8 @@ def check(decl: Declaration, req: Request) -> Finding:
         method=shown.method,
         mode=mode,
         batch=batch,
+        batch_dim=req.batch_dim,
+        time_dim=req.time_dim,
         unit=decl.axis.label,
         backends=None if variants is None else summary,
     )

@@ -74,6 +74,8 @@ class _Judgement:
     expected: float
     #: the highest loss that passes: ``expected + rtol * |expected| + allowance``
     threshold: float
+    #: the lowest loss that passes (``None``: none is too low, ``rtol >= 1``)
+    floor: float | None
     excess: float  # relative to ``expected``
     high: bool
     blunt: bool
@@ -171,6 +173,7 @@ def assert_init_loss(
         batch=fed.batch,
         mode="train",
         first_layer_weight=first_layer,
+        passing_band=(verdict.floor, verdict.threshold),
         blunt=verdict.blunt,
         sharp_batch_size=verdict.sharp_batch_size,
         closeness=verdict.closeness,
@@ -231,7 +234,10 @@ def _judge(
             size = max(batch + 1, math.ceil(batch * allowance.scaling / max(distance, 1e-12)))
             decisive = f"a batch of {size} samples"
         closeness = Closeness("loss at init", measured, threshold, False, band, decisive)
-    return _Judgement(passed, measured, expected, threshold, excess, high, blunt, sharp, closeness)
+    floor = None if rtol >= 1 else bottom
+    return _Judgement(
+        passed, measured, expected, threshold, floor, excess, high, blunt, sharp, closeness
+    )
 
 
 @dataclasses.dataclass(frozen=True)
