@@ -34,6 +34,7 @@ __all__ = [
     "LrSchedule",
     "Overfit",
     "Overlap",
+    "PaddingResult",
     "ParamsUpdate",
     "PrecisionWarning",
     "RecipeResult",
@@ -54,6 +55,7 @@ __all__ = [
     "assert_no_batch_mixing",
     "assert_no_duplicates",
     "assert_normalized",
+    "assert_padding_ignored",
     "assert_params_update",
     "check_recipe",
     "describe_data",
@@ -86,11 +88,13 @@ if TYPE_CHECKING:  # pragma: no cover
         LrSchedule,
         Overfit,
         Overlap,
+        PaddingResult,
         ParamsUpdate,
         ValueReport,
     )
     from ._structural._batch_mixing import assert_no_batch_mixing
     from ._structural._causal import assert_causal
+    from ._structural._padding import assert_padding_ignored
     from ._training._determinism import assert_deterministic
     from ._training._init_loss import assert_init_loss
     from ._training._overfit import assert_can_overfit

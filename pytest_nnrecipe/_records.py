@@ -87,6 +87,9 @@ class DependencyRecord(CheckRecord):
     unit: str = dataclasses.field(default="sample", metadata=_NOT_A_FACT)
     #: Each attention backend's verdict (``assert_causal``).
     backends: dict[str, str] | None = None
+    #: The matrix's row and column labels when they are not ``output <unit>`` and
+    #: ``input <unit>`` (``assert_padding_ignored``: samples by input positions).
+    labels: tuple[str, str] | None = dataclasses.field(default=None, metadata=_NOT_A_FACT)
 
 
 # --- the training checks --------------------------------------------------------------------

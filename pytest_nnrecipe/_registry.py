@@ -201,6 +201,13 @@ CHECKS: dict[str, Check] = {
             "CausalResult",
             RecipeStep("causal", 8, "causality", "structural", "time_dim"),
         ),
+        Check(  # no step of check_recipe: it needs a mask among the inputs
+            "assert_padding_ignored",
+            "._structural._padding",
+            ("PaddingResult",),
+            DEPENDENCIES,
+            pictures=STRUCTURAL,
+        ),
         Check(
             "assert_lr_schedule",
             "._training._schedule",

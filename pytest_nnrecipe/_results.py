@@ -59,6 +59,16 @@ class CausalResult(DependencyResult):
     backends: dict[str, str]
 
 
+@dataclasses.dataclass(frozen=True)
+class PaddingResult(DependencyResult):
+    """What :func:`assert_padding_ignored` measured: ``matrix[b, t]``, padded position ``t``
+    of sample ``b`` reaches a real output (all ``False`` when it passes); ``checked``: the
+    padded positions; ``padded``: how many; ``pooled``: the output was one per sample."""
+
+    padded: int
+    pooled: bool
+
+
 # --- the training checks --------------------------------------------------------------------
 
 

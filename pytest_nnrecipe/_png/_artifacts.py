@@ -139,8 +139,8 @@ def _dependencies(record: CheckRecord, title: str) -> Draw | None:
         record.allowed,
         p,
         inconclusive=record.inconclusive,
-        rows=f"output {record.unit}",
-        cols=f"input {record.unit}",
+        rows=record.labels[0] if record.labels else f"output {record.unit}",
+        cols=record.labels[1] if record.labels else f"input {record.unit}",
         title=_with_facts(title, record),
     )
 
