@@ -29,6 +29,7 @@ __all__ = [
     "Duplicates",
     "FieldSummary",
     "InitLoss",
+    "Invariance",
     "LabelConflicts",
     "LossDecrease",
     "LrSchedule",
@@ -48,8 +49,11 @@ __all__ = [
     "assert_consistent_labels",
     "assert_deterministic",
     "assert_disjoint",
+    "assert_equivariant",
     "assert_finite_data",
     "assert_init_loss",
+    "assert_invariant",
+    "assert_layout_invariant",
     "assert_loss_decreases",
     "assert_lr_schedule",
     "assert_no_batch_mixing",
@@ -57,6 +61,8 @@ __all__ = [
     "assert_normalized",
     "assert_padding_ignored",
     "assert_params_update",
+    "assert_permutation_equivariant",
+    "assert_permutation_invariant",
     "check_recipe",
     "describe_data",
 ]
@@ -68,6 +74,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._data._normalization import assert_normalized
     from ._data._summary import describe_data
     from ._data._values import assert_finite_data
+    from ._invariance import (
+        assert_equivariant,
+        assert_invariant,
+        assert_layout_invariant,
+        assert_permutation_equivariant,
+        assert_permutation_invariant,
+    )
     from ._messages import PrecisionWarning
     from ._recipe import RecipeResult, StepResult, check_recipe
     from ._results import (
@@ -83,6 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Duplicates,
         FieldSummary,
         InitLoss,
+        Invariance,
         LabelConflicts,
         LossDecrease,
         LrSchedule,

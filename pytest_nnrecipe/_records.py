@@ -92,6 +92,16 @@ class DependencyRecord(CheckRecord):
     labels: tuple[str, str] | None = dataclasses.field(default=None, metadata=_NOT_A_FACT)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InvarianceRecord(CheckRecord):
+    """An invariance or equivariance check: the largest difference against its threshold (of
+    the worst variant), and each variant's verdict."""
+
+    largest: float
+    threshold: float
+    variants: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
 # --- the training checks --------------------------------------------------------------------
 
 

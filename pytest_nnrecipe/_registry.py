@@ -128,6 +128,13 @@ def _structural(name: str, module: str, result: str, step: RecipeStep) -> Check:
     )
 
 
+def _invariance(name: str) -> Check:
+    """An invariance check: the model's outputs under a transform of its inputs, compared
+    within its measured rounding error (the recipe's "generalize a special case": the
+    transformed call must give what the plain one gives)."""
+    return Check(name, "._invariance", ("Invariance",), GENERALIZE)
+
+
 STRUCTURAL = (DEPENDENCIES_PICTURE, BATCH_PICTURE)
 _TRAINING = "training"
 
@@ -208,6 +215,11 @@ CHECKS: dict[str, Check] = {
             DEPENDENCIES,
             pictures=STRUCTURAL,
         ),
+        _invariance("assert_invariant"),
+        _invariance("assert_equivariant"),
+        _invariance("assert_permutation_invariant"),
+        _invariance("assert_permutation_equivariant"),
+        _invariance("assert_layout_invariant"),
         Check(
             "assert_lr_schedule",
             "._training._schedule",

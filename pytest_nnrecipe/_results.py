@@ -69,6 +69,21 @@ class PaddingResult(DependencyResult):
     pooled: bool
 
 
+@dataclasses.dataclass(frozen=True)
+class Invariance:
+    """What an invariance or equivariance check compared, all within the threshold: the
+    largest difference, the threshold (``NOISE_MULTIPLE`` x ``noise``, the model's measured
+    rounding error at this precision and kernel noise), how many output values were
+    compared, and the variants (``"transform"``, ``"permutation"``, ``"non-contiguous"``,
+    ``"channels_last"``, ``"right padding"``)."""
+
+    largest: float
+    threshold: float
+    noise: float
+    compared: int
+    variants: tuple[str, ...]
+
+
 # --- the training checks --------------------------------------------------------------------
 
 
