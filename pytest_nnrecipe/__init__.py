@@ -60,6 +60,7 @@ __all__ = [
     "assert_no_duplicates",
     "assert_normalized",
     "assert_padding_ignored",
+    "assert_padding_invariant",
     "assert_params_update",
     "assert_permutation_equivariant",
     "assert_permutation_invariant",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
         assert_equivariant,
         assert_invariant,
         assert_layout_invariant,
+        assert_padding_invariant,
         assert_permutation_equivariant,
         assert_permutation_invariant,
     )

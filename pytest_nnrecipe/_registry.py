@@ -220,6 +220,7 @@ CHECKS: dict[str, Check] = {
         _invariance("assert_permutation_invariant"),
         _invariance("assert_permutation_equivariant"),
         _invariance("assert_layout_invariant"),
+        _invariance("assert_padding_invariant"),
         Check(
             "assert_lr_schedule",
             "._training._schedule",

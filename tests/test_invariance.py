@@ -14,6 +14,7 @@ from pytest_nnrecipe import (
     assert_equivariant,
     assert_invariant,
     assert_layout_invariant,
+    assert_padding_invariant,
     assert_permutation_equivariant,
     assert_permutation_invariant,
 )
@@ -217,3 +218,86 @@ def test_misuse_names_the_argument_and_the_fix(
 ) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+class MaskedPool(nn.Module):
+    """Token classifier with masked attention and masked mean pooling; ``over_padding=True``
+    pools every position (more padding dilutes the mean)."""
+
+    def __init__(self, over_padding: bool = False, per_token: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.over_padding, self.per_token = over_padding, per_token
+        self.emb = nn.Embedding(20, 8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.emb(input_ids)
+        h = h + self.attn(h, h, h, key_padding_mask=attention_mask == 0)[0]
+        if self.per_token:
+            return self.head(h)
+        if self.over_padding:
+            return self.head(h.mean(1))
+        m = attention_mask[..., None].to(h.dtype)
+        return self.head((h * m).sum(1) / m.sum(1))
+
+
+def _padded(seed: int = 0, *, left: bool = False) -> dict[str, torch.Tensor]:
+    pos = torch.arange(6)
+    n = torch.tensor([6, 3, 4, 2])[:, None]
+    mask = (pos >= 6 - n if left else pos < n).long()
+    ids = torch.randint(1, 20, mask.shape, generator=torch.Generator().manual_seed(seed))
+    return {"input_ids": ids * mask, "attention_mask": mask}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("per_token", [False, True], ids=["pooled", "per token"])
+def test_masked_models_are_padding_invariant(seed: int, side: str, per_token: bool) -> None:
+    result = assert_padding_invariant(
+        MaskedPool(per_token=per_token), _padded(seed, left=side == "left"), extra=3, side=side
+    )
+    assert result.variants == (f"{side} padding",)
+
+
+def test_pooling_over_padding_changes_with_more_padding() -> None:
+    with pytest.raises(AssertionError) as info:
+        assert_padding_invariant(MaskedPool(over_padding=True), _padded())
+    text = str(info.value)
+    assert "the output changed under 2 more padded position(s) on the right" in text
+    assert "x the threshold" in text and "each input rerun in float64" in text
+
+
+def test_bert_with_its_mask_is_padding_invariant_on_the_right() -> None:
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.BertConfig(
+        vocab_size=20,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
+    torch.manual_seed(0)
+    bert = transformers.BertForSequenceClassification(cfg)
+    assert_padding_invariant(bert, _padded(), extra=4)
+    with pytest.raises(AssertionError, match="more padded position"):  # [CLS] moves under left
+        assert_padding_invariant(bert, _padded(left=True), side="left")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(extra=0), ValueError, r"extra=0 must be a positive int"),
+        (dict(side="top"), ValueError, r"side='top' must be 'right' or 'left'"),
+        (dict(mask="pad"), ValueError, r"mask='pad' is not a key of inputs="),
+        (dict(mask=2.0), TypeError, r"mask=2.0 must be a key"),
+    ],
+    ids=["no extra", "unknown side", "no such key", "mask of the wrong type"],
+)
+def test_padding_invariance_misuse_names_the_argument(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        assert_padding_invariant(MaskedPool(), _padded(), **kwargs)
