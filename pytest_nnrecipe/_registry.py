@@ -58,7 +58,8 @@ class RecipeStep:
     order); ``label``: the table's step column; ``call``: how the recipe calls the check
     (``"training"``: model, inputs, targets, loss; ``"structural"``: model, inputs;
     ``"schedule"``: an optimizer and scheduler of a fresh model); ``needs``: the argument
-    without which it is skipped (``"time_dim"``, ``"scheduler"``, ``"batch"``: 2 samples).
+    without which it is skipped (``"time_dim"``, ``"scheduler"``, ``"batch"``: 2 samples,
+    ``"mask"``: dict inputs with a padded ``attention_mask``).
     """
 
     name: str
@@ -209,12 +210,11 @@ CHECKS: dict[str, Check] = {
             "CausalResult",
             RecipeStep("causal", 8, "causality", "structural", "time_dim"),
         ),
-        Check(  # no step of check_recipe: it needs a mask among the inputs
+        _structural(
             "assert_padding_ignored",
-            "._structural._padding",
-            ("PaddingResult",),
-            DEPENDENCIES,
-            pictures=STRUCTURAL,
+            "_padding",
+            "PaddingResult",
+            RecipeStep("padding", 9, "padding ignored", "structural", "mask"),
         ),
         _invariance("assert_invariant"),
         _invariance("assert_equivariant"),
@@ -228,7 +228,7 @@ CHECKS: dict[str, Check] = {
             ("LrSchedule",),
             LR_DECAY,
             "learning-rate schedules",
-            RecipeStep("lr_schedule", 9, "LR decay schedule", "schedule", "scheduler"),
+            RecipeStep("lr_schedule", 10, "LR decay schedule", "schedule", "scheduler"),
             (LR_PICTURE,),
         ),
         Check(

@@ -245,3 +245,24 @@ def test_bert_without_its_attention_mask_leaks_everywhere() -> None:
         assert_padding_ignored(
             lambda input_ids, attention_mask: bert(input_ids=input_ids), _inputs()
         )
+
+
+def test_check_recipe_runs_the_padding_step_on_inputs_with_a_padded_mask() -> None:
+    from pytest_nnrecipe import check_recipe
+
+    targets = torch.tensor([0, 1, 2, 0])
+    good = check_recipe(Classifier, _inputs(), targets, nn.CrossEntropyLoss(), checks="padding")
+    assert good["padding"].verdict == "passed"
+    with pytest.raises(AssertionError, match=r"(?s)padding\s+failed.*a pooling over padded"):
+        check_recipe(
+            lambda: Classifier("pooling over padding"),
+            _inputs(),
+            targets,
+            nn.CrossEntropyLoss(),
+            checks="padding",
+        )
+    unpadded = check_recipe(
+        Classifier, torch.ones(4, 6).long(), targets, nn.CrossEntropyLoss(), checks="padding"
+    )
+    assert unpadded["padding"].verdict == "skipped"
+    assert "no 'attention_mask' mask among the inputs" in unpadded["padding"].message
