@@ -15,21 +15,26 @@ from models_invariance import (
 )
 from torch import nn
 
+DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 
+
+@DTYPES
 @pytest.mark.parametrize("left", [False, True], ids=["right padding", "left padding"])
-def test_masked_mean_pooling_ignores_padding(assert_padding_ignored, left):
-    result = assert_padding_ignored(TextClassifier(), padded_tokens(left=left))
+def test_masked_mean_pooling_ignores_padding(assert_padding_ignored, left, dtype):
+    result = assert_padding_ignored(TextClassifier().to(dtype), padded_tokens(left=left))
     assert result.pooled and not result.matrix.any()
 
 
-def test_masked_mean_pooling_ignores_padding_by_perturbation_too(assert_padding_ignored):
-    assert_padding_ignored(TextClassifier(), padded_tokens(), method="perturb")
+@DTYPES
+def test_masked_mean_pooling_ignores_padding_by_perturbation_too(assert_padding_ignored, dtype):
+    assert_padding_ignored(TextClassifier().to(dtype), padded_tokens(), method="perturb")
 
 
+@DTYPES
 @pytest.mark.parametrize("side", ["right", "left"])
-def test_masked_mean_pooling_is_padding_invariant(assert_padding_invariant, side):
+def test_masked_mean_pooling_is_padding_invariant(assert_padding_invariant, side, dtype):
     assert_padding_invariant(
-        TextClassifier(), padded_tokens(left=side == "left"), extra=3, side=side
+        TextClassifier().to(dtype), padded_tokens(left=side == "left"), extra=3, side=side
     )
 
 
