@@ -423,6 +423,8 @@ class Measured:
     threshold: float
     scale: float
     reference: str
+    #: ``|difference| / threshold`` per compared value (any difference is 1e3 at threshold 0)
+    ratios: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def ratio(self) -> float:
@@ -492,6 +494,8 @@ class _Comparison:
                 largest=worst.largest,
                 threshold=worst.threshold,
                 variants={m.name: "same" if m.passed else "differs" for m in results},
+                difference=worst.ratios,
+                batch=_first_tensor(ins),
             )
         )
         if failed:
@@ -510,6 +514,10 @@ class _Comparison:
             compared=sum(m.compared for m in results),
             variants=tuple(m.name for m in results),
         )
+
+
+def _first_tensor(ins: Inputs) -> Any:
+    return ins.tensors()[0][1].detach().cpu()
 
 
 def _device(ins: Inputs) -> torch.device:
@@ -557,7 +565,20 @@ def _measure(
         threshold=threshold,
         scale=max(_largest(a), _largest(b)),
         reference=reference,
+        ratios=_ratios(diff, threshold),
     )
+
+
+#: The largest difference map a record keeps for its picture (values).
+PICTURE_VALUES = 100_000
+
+
+def _ratios(diff: torch.Tensor, threshold: float) -> Any:
+    """``diff / threshold`` on the CPU for the picture (``None`` when too large to keep)."""
+    if diff.numel() > PICTURE_VALUES or diff.dim() == 0:
+        return None
+    over = diff / threshold if threshold > 0 else (diff > 0).float() * 1e3
+    return over.detach().cpu().numpy()
 
 
 def _largest(t: torch.Tensor) -> float:

@@ -100,6 +100,9 @@ class InvarianceRecord(CheckRecord):
     largest: float
     threshold: float
     variants: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: ``|difference| / threshold`` of the worst variant, (first output dim, the rest)
+    difference: Any = dataclasses.field(default=None, metadata=_NOT_A_FACT)
+    batch: Any = dataclasses.field(default=None, metadata=_NOT_A_FACT)
 
 
 # --- the training checks --------------------------------------------------------------------

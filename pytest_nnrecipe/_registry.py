@@ -47,6 +47,7 @@ LR_PICTURE = "lr"  # the learning rate over the steps
 CLASSES_PICTURE = "classes"  # the class histogram
 BATCH_PICTURE = "batch"  # the batch that entered the model
 FIRST_LAYER_PICTURE = "first-layer"  # the first conv layer's filters
+DIFFERENCE_PICTURE = "difference"  # an invariance check's differences against its threshold
 TRAINING_PICTURES = (LOSS_PICTURE, BATCH_PICTURE, FIRST_LAYER_PICTURE)
 
 
@@ -134,7 +135,8 @@ def _invariance(name: str) -> Check:
     within its measured rounding error. It covers "use backprop to chart dependencies": what
     the output must not depend on (a set's order, memory layout, the amount of padding);
     "generalize a special case" stays the Hypothesis tests' (the session covers it)."""
-    return Check(name, "._invariance", ("Invariance",), DEPENDENCIES)
+    pictures = (DIFFERENCE_PICTURE, BATCH_PICTURE)
+    return Check(name, "._invariance", ("Invariance",), DEPENDENCIES, pictures=pictures)
 
 
 STRUCTURAL = (DEPENDENCIES_PICTURE, BATCH_PICTURE)

@@ -43,6 +43,11 @@ def test_sets(assert_permutation_invariant, assert_layout_invariant):
     sets = nn.Sequential(nn.Linear(3, 8), nn.ReLU())
     assert_permutation_invariant(lambda x: sets(x).sum(1), torch.randn(2, 5, 3), dim=1)
     assert_layout_invariant(nn.Conv2d(3, 2, 3), torch.randn(2, 3, 5, 5))
+
+
+def test_a_set_model_that_reads_positions(assert_permutation_invariant):
+    slots = torch.randn(5, 3)
+    assert_permutation_invariant(lambda x: torch.relu(x + slots).sum(1), torch.randn(2, 5, 3))
 """
 
 
@@ -52,7 +57,7 @@ def test_the_checks_are_fixtures_with_report_rows_and_pictures(pytester: pytest.
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--nn-report", "--nn-artifacts", "art"
     )
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*assert_padding_ignored failed: pooled output of sample * depends on the content "
@@ -63,9 +68,15 @@ def test_the_checks_are_fixtures_with_report_rows_and_pictures(pytester: pytest.
         ]
     )
     pictures = sorted(p.name for p in (pytester.path / "art").iterdir())
-    assert any(name.endswith("assert_padding_ignored-dependencies.png") for name in pictures)
+    for picture in (
+        "assert_padding_ignored-dependencies.png",
+        "assert_padding_ignored-batch.png",
+        "assert_permutation_invariant-difference.png",
+        "assert_permutation_invariant-batch.png",
+    ):
+        assert any(name.endswith(picture) for name in pictures), (picture, pictures)
     lines = result.stdout.lines
-    row = "Use backprop to chart dependencies * 3  1 FAILED"
+    row = "Use backprop to chart dependencies * 4  2 FAILED"
     assert any(fnmatch.fnmatchcase(line, row) for line in lines), lines
     for check in ("assert_padding_invariant", "assert_permutation_invariant"):
         assert any(line.split()[:2] == [check, "1"] for line in lines), check
