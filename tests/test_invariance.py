@@ -301,3 +301,20 @@ def test_padding_invariance_misuse_names_the_argument(
 ) -> None:
     with pytest.raises(error, match=match):
         assert_padding_invariant(MaskedPool(), _padded(), **kwargs)
+
+
+@pytest.mark.nn_gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_on_cuda_correct_models_pass_with_the_measured_noise(
+    assert_permutation_invariant: Any,
+    assert_layout_invariant: Any,
+    assert_padding_invariant: Any,
+    dtype: torch.dtype,
+) -> None:
+    # non-deterministic kernels and TF32 round differently: the threshold is measured there
+    assert_permutation_invariant(DeepSets().to(dtype), _set(0, dtype=dtype))
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+    assert_layout_invariant(net.to(dtype), torch.randn(4, 3, 16, 16).to(dtype))
+    assert_padding_invariant(MaskedPool().to(dtype), _padded(), extra=3)
+    with pytest.raises(AssertionError, match="x the threshold"):
+        assert_permutation_invariant(DeepSets(positions=True).to(dtype), _set(0, dtype=dtype))

@@ -266,3 +266,13 @@ def test_check_recipe_runs_the_padding_step_on_inputs_with_a_padded_mask() -> No
     )
     assert unpadded["padding"].verdict == "skipped"
     assert "no 'attention_mask' mask among the inputs" in unpadded["padding"].message
+
+
+@pytest.mark.nn_gpu
+@pytest.mark.parametrize("method", ["grad", "perturb"])
+def test_on_cuda_padding_is_charted_exactly_or_against_the_measured_noise(
+    assert_padding_ignored: Any, method: str
+) -> None:
+    assert_padding_ignored(Classifier(), _inputs(left=True), method=method)
+    with pytest.raises(AssertionError, match="a pooling over padded positions"):
+        assert_padding_ignored(Classifier("pooling over padding"), _inputs(), method=method)
