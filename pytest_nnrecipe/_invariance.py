@@ -41,6 +41,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: A difference counts above this multiple of the measured rounding error and kernel noise.
 NOISE_MULTIPLE = 4
+#: What the failure says of a cause: a value comparison shows where, not why.
+NO_CAUSE = (
+    "not determined: a value comparison shows where the output moved, not why; for a "
+    "dependency (on positions, padding, other samples) the structural checks name the "
+    "module where it starts."
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,7 +509,7 @@ class _Comparison:
                 self.check,
                 _headline(self.describe, failed[0]),
                 evidence=_evidence(results, failed[0]),
-                cause=None,
+                cause=NO_CAUSE,
                 facts={"mode": "train" if self.train else "eval", "device": _device(ins)},
                 msg=self.msg,
             )

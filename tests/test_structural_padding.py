@@ -276,3 +276,16 @@ def test_on_cuda_padding_is_charted_exactly_or_against_the_measured_noise(
     assert_padding_ignored(Classifier(), _inputs(left=True), method=method)
     with pytest.raises(AssertionError, match="a pooling over padded positions"):
         assert_padding_ignored(Classifier("pooling over padding"), _inputs(), method=method)
+
+
+def test_a_non_finite_gradient_is_inconclusive_and_auto_turns_to_perturbation() -> None:
+    mask = _mask([4, 2], 4)
+    x = torch.rand(2, 4, 3) + 0.5
+
+    def model(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (x * mask[..., None]).sqrt().sum(1)  # d sqrt at 0: NaN at the padding
+
+    with pytest.raises(AssertionError, match=r"inconclusive: the gradient at padded position"):
+        assert_padding_ignored(model, (x, mask), mask=1, method="grad")
+    result = assert_padding_ignored(model, (x, mask), mask=1)
+    assert result.method == "perturb (grad was inconclusive: non-finite gradients)"

@@ -41,6 +41,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .._types import Method, Model, ModelInputs, OutputSelector
 
 CHECK = "assert_padding_ignored"
+NO_CAUSE = (
+    "none of the known signatures matches (the mask unused, inverted or of the wrong dtype, "
+    "a pooling over padding): the padded positions listed reach the outputs named; check "
+    "the layers between them with output= (e.g. the hidden states)."
+)
 #: Leaking pairs listed in the message.
 SHOWN = 6
 
@@ -97,7 +102,21 @@ def assert_padding_ignored(
         found = _find(case, case.given, pooled, method)
         cause = None
         if found.leaks.any():
-            cause = _likely_cause(case, found)
+            try:
+                cause = _likely_cause(case, found) or NO_CAUSE
+            except Exception as e:  # the message must still come: say why the reruns stopped
+                cause = f"not determined (a rerun that reads the evidence failed: {e!r:.120})"
+    if found.inconclusive is not None and found.inconclusive.any() and not found.leaks.any():
+        s, p = (int(i) for i in np.argwhere(found.inconclusive)[0])
+        raise _messages.fail(
+            CHECK,
+            f"inconclusive: the gradient at padded position {p} of sample {s} is not finite "
+            "(NaN/Inf), so whether a real output depends on it cannot be decided.",
+            cause="the forward produces NaN/Inf for these inputs (a softmax over no position, "
+            "x/0); fix the model or inputs, or pass method='perturb'.",
+            facts={"method": found.method, "device": case.device},
+            msg=msg,
+        )
     if found.noise is not None and found.noise.within_runs and not found.leaks.any():
         warnings.warn(PrecisionWarning(f"{CHECK}: {found.noise.text()}"), stacklevel=2)
     mode = dep.mode_of(case.modules, train)
