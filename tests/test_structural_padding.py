@@ -289,3 +289,20 @@ def test_a_non_finite_gradient_is_inconclusive_and_auto_turns_to_perturbation() 
         assert_padding_ignored(model, (x, mask), mask=1, method="grad")
     result = assert_padding_ignored(model, (x, mask), mask=1)
     assert result.method == "perturb (grad was inconclusive: non-finite gradients)"
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_channels_first_content_with_time_dim_minus_one(kernel: int) -> None:
+    mask = _mask([6, 4, 3], 6)
+    conv = nn.Conv1d(2, 4, kernel, padding=kernel // 2)
+
+    def model(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask[:, None, :].to(x.dtype)
+        return (conv(x) * m).sum(-1) / m.sum(-1)
+
+    inputs = (torch.randn(3, 2, 6), mask)
+    if kernel == 1:
+        assert_padding_ignored(model, inputs, mask=1, time_dim=-1)
+        return
+    with pytest.raises(AssertionError, match=r"(?s)Where: sample 1: \[4\]; sample 2: \[3\].*"):
+        assert_padding_ignored(model, inputs, mask=1, time_dim=-1)

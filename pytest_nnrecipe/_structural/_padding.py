@@ -197,7 +197,7 @@ class _Case:
 
     def laid_out(self, m: torch.Tensor, like: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
         """``m`` over (batch, time) shaped to broadcast against ``like`` at ``dims``."""
-        b, t = dims
+        b, t = dims[0] % like.dim(), dims[1] % like.dim()
         shape = [1] * like.dim()
         shape[b], shape[t] = m.shape
         return m.reshape(shape) if b < t else m.T.reshape(shape)
