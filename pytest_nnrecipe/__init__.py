@@ -29,11 +29,13 @@ __all__ = [
     "Duplicates",
     "FieldSummary",
     "InitLoss",
+    "Invariance",
     "LabelConflicts",
     "LossDecrease",
     "LrSchedule",
     "Overfit",
     "Overlap",
+    "PaddingResult",
     "ParamsUpdate",
     "PrecisionWarning",
     "RecipeResult",
@@ -47,14 +49,21 @@ __all__ = [
     "assert_consistent_labels",
     "assert_deterministic",
     "assert_disjoint",
+    "assert_equivariant",
     "assert_finite_data",
     "assert_init_loss",
+    "assert_invariant",
+    "assert_layout_invariant",
     "assert_loss_decreases",
     "assert_lr_schedule",
     "assert_no_batch_mixing",
     "assert_no_duplicates",
     "assert_normalized",
+    "assert_padding_ignored",
+    "assert_padding_invariant",
     "assert_params_update",
+    "assert_permutation_equivariant",
+    "assert_permutation_invariant",
     "check_recipe",
     "describe_data",
 ]
@@ -66,6 +75,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._data._normalization import assert_normalized
     from ._data._summary import describe_data
     from ._data._values import assert_finite_data
+    from ._invariance import (
+        assert_equivariant,
+        assert_invariant,
+        assert_layout_invariant,
+        assert_padding_invariant,
+        assert_permutation_equivariant,
+        assert_permutation_invariant,
+    )
     from ._messages import PrecisionWarning
     from ._recipe import RecipeResult, StepResult, check_recipe
     from ._results import (
@@ -81,16 +98,19 @@ if TYPE_CHECKING:  # pragma: no cover
         Duplicates,
         FieldSummary,
         InitLoss,
+        Invariance,
         LabelConflicts,
         LossDecrease,
         LrSchedule,
         Overfit,
         Overlap,
+        PaddingResult,
         ParamsUpdate,
         ValueReport,
     )
     from ._structural._batch_mixing import assert_no_batch_mixing
     from ._structural._causal import assert_causal
+    from ._structural._padding import assert_padding_ignored
     from ._training._determinism import assert_deterministic
     from ._training._init_loss import assert_init_loss
     from ._training._overfit import assert_can_overfit

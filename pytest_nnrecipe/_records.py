@@ -87,6 +87,22 @@ class DependencyRecord(CheckRecord):
     unit: str = dataclasses.field(default="sample", metadata=_NOT_A_FACT)
     #: Each attention backend's verdict (``assert_causal``).
     backends: dict[str, str] | None = None
+    #: The matrix's row and column labels when they are not ``output <unit>`` and
+    #: ``input <unit>`` (``assert_padding_ignored``: samples by input positions).
+    labels: tuple[str, str] | None = dataclasses.field(default=None, metadata=_NOT_A_FACT)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InvarianceRecord(CheckRecord):
+    """An invariance or equivariance check: the largest difference against its threshold (of
+    the worst variant), and each variant's verdict."""
+
+    largest: float
+    threshold: float
+    variants: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: ``|difference| / threshold`` of the worst variant, (first output dim, the rest)
+    difference: Any = dataclasses.field(default=None, metadata=_NOT_A_FACT)
+    batch: Any = dataclasses.field(default=None, metadata=_NOT_A_FACT)
 
 
 # --- the training checks --------------------------------------------------------------------

@@ -47,6 +47,7 @@ LR_PICTURE = "lr"  # the learning rate over the steps
 CLASSES_PICTURE = "classes"  # the class histogram
 BATCH_PICTURE = "batch"  # the batch that entered the model
 FIRST_LAYER_PICTURE = "first-layer"  # the first conv layer's filters
+DIFFERENCE_PICTURE = "difference"  # an invariance check's differences against its threshold
 TRAINING_PICTURES = (LOSS_PICTURE, BATCH_PICTURE, FIRST_LAYER_PICTURE)
 
 
@@ -58,7 +59,8 @@ class RecipeStep:
     order); ``label``: the table's step column; ``call``: how the recipe calls the check
     (``"training"``: model, inputs, targets, loss; ``"structural"``: model, inputs;
     ``"schedule"``: an optimizer and scheduler of a fresh model); ``needs``: the argument
-    without which it is skipped (``"time_dim"``, ``"scheduler"``, ``"batch"``: 2 samples).
+    without which it is skipped (``"time_dim"``, ``"scheduler"``, ``"batch"``: 2 samples,
+    ``"mask"``: dict inputs with a padded ``attention_mask``).
     """
 
     name: str
@@ -126,6 +128,15 @@ def _structural(name: str, module: str, result: str, step: RecipeStep) -> Check:
     return Check(
         name, f"._structural.{module}", (result,), DEPENDENCIES, step=step, pictures=STRUCTURAL
     )
+
+
+def _invariance(name: str) -> Check:
+    """An invariance check: the model's outputs under a transform of its inputs, compared
+    within its measured rounding error. It covers "use backprop to chart dependencies": what
+    the output must not depend on (a set's order, memory layout, the amount of padding);
+    "generalize a special case" stays the Hypothesis tests' (the session covers it)."""
+    pictures = (DIFFERENCE_PICTURE, BATCH_PICTURE)
+    return Check(name, "._invariance", ("Invariance",), DEPENDENCIES, pictures=pictures)
 
 
 STRUCTURAL = (DEPENDENCIES_PICTURE, BATCH_PICTURE)
@@ -201,13 +212,25 @@ CHECKS: dict[str, Check] = {
             "CausalResult",
             RecipeStep("causal", 8, "causality", "structural", "time_dim"),
         ),
+        _structural(
+            "assert_padding_ignored",
+            "_padding",
+            "PaddingResult",
+            RecipeStep("padding", 9, "padding ignored", "structural", "mask"),
+        ),
+        _invariance("assert_invariant"),
+        _invariance("assert_equivariant"),
+        _invariance("assert_permutation_invariant"),
+        _invariance("assert_permutation_equivariant"),
+        _invariance("assert_layout_invariant"),
+        _invariance("assert_padding_invariant"),
         Check(
             "assert_lr_schedule",
             "._training._schedule",
             ("LrSchedule",),
             LR_DECAY,
             "learning-rate schedules",
-            RecipeStep("lr_schedule", 9, "LR decay schedule", "schedule", "scheduler"),
+            RecipeStep("lr_schedule", 10, "LR decay schedule", "schedule", "scheduler"),
             (LR_PICTURE,),
         ),
         Check(

@@ -59,6 +59,31 @@ class CausalResult(DependencyResult):
     backends: dict[str, str]
 
 
+@dataclasses.dataclass(frozen=True)
+class PaddingResult(DependencyResult):
+    """What :func:`assert_padding_ignored` measured: ``matrix[b, t]``, padded position ``t``
+    of sample ``b`` reaches a real output (all ``False`` when it passes); ``checked``: the
+    padded positions; ``padded``: how many; ``pooled``: the output was one per sample."""
+
+    padded: int
+    pooled: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Invariance:
+    """What an invariance or equivariance check compared, all within the threshold: the
+    largest difference, the threshold (``NOISE_MULTIPLE`` x ``noise``, the model's measured
+    rounding error at this precision and kernel noise), how many output values were
+    compared, and the variants (``"transform"``, ``"permutation"``, ``"non-contiguous"``,
+    ``"channels_last"``, ``"right padding"``)."""
+
+    largest: float
+    threshold: float
+    noise: float
+    compared: int
+    variants: tuple[str, ...]
+
+
 # --- the training checks --------------------------------------------------------------------
 
 

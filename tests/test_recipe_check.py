@@ -59,7 +59,7 @@ class Bigram(nn.Module):
 def test_a_good_model_passes_every_step_that_applies_with_a_table() -> None:
     result = check_recipe(make_mlp, **SPEC)
     assert result.passed
-    assert [s.verdict for s in result.steps] == ["passed"] * 7 + ["skipped"] * 2
+    assert [s.verdict for s in result.steps] == ["passed"] * 7 + ["skipped"] * 3
     assert re.fullmatch(r"\d+ tensors identical over 3 steps", result["deterministic"].figure)
     assert re.search(r"init loss 1\.\d\d vs 1\.10 expected", result["init_loss"].figure)
     assert result["params_update"].figure == "4 of 4 parameters learn"
@@ -68,9 +68,9 @@ def test_a_good_model_passes_every_step_that_applies_with_a_table() -> None:
     assert result["causal"].message == "no time_dim= given (not a sequence model)"
     assert result["assert_can_overfit"].result.steps == len(result["overfit"].result.losses) - 1
     lines = str(result).splitlines()
-    assert lines[0].startswith("check_recipe: 7 passed, 2 skipped on Sequential in ")
+    assert lines[0].startswith("check_recipe: 7 passed, 3 skipped on Sequential in ")
     assert lines[1].split() == ["step", "check", "verdict", "time", "key", "figure"]
-    assert [line.split()[0] for line in lines[2:]] == [str(i) for i in range(1, 10)]
+    assert [line.split()[0] for line in lines[2:]] == [str(i) for i in range(1, 11)]
 
 
 def test_a_model_that_mixes_the_batch_fails_and_the_message_shows_every_step() -> None:
@@ -79,7 +79,7 @@ def test_a_model_that_mixes_the_batch_fails_and_the_message_shows_every_step() -
     message = str(raised.value)
     assert message.startswith("check_recipe failed: 1 of 7 steps did not pass: batch_mixing")
     table = message[message.index("  step ") :].split("\n\n")[0].splitlines()
-    assert [row.split()[0] for row in table[1:]] == [str(i) for i in range(1, 10)]
+    assert [row.split()[0] for row in table[1:]] == [str(i) for i in range(1, 11)]
     for step in (
         "deterministic",
         "init_loss",
@@ -219,7 +219,7 @@ BAD_ARGUMENTS = [
         "unknown-check",
         dict(checks=["overfitting"]),
         ValueError,
-        r"unknown 'overfitting'; valid steps, in the recipe's order: deterministic, init_loss, params_update, loss_decreases, baseline, overfit, batch_mixing, causal, lr_schedule",
+        r"unknown 'overfitting'; valid steps, in the recipe's order: deterministic, init_loss, params_update, loss_decreases, baseline, overfit, batch_mixing, causal, padding, lr_schedule",
     ),
     ("no-checks", dict(checks=[]), ValueError, r"checks=\[\]: empty; valid steps"),
     ("checks-not-names", dict(checks=3), TypeError, r"checks=3 must be step names"),

@@ -23,6 +23,7 @@ from .._records import (
     BalanceRecord,
     CheckRecord,
     DependencyRecord,
+    InvarianceRecord,
     ScheduleRecord,
     TrainingRecord,
 )
@@ -139,8 +140,8 @@ def _dependencies(record: CheckRecord, title: str) -> Draw | None:
         record.allowed,
         p,
         inconclusive=record.inconclusive,
-        rows=f"output {record.unit}",
-        cols=f"input {record.unit}",
+        rows=record.labels[0] if record.labels else f"output {record.unit}",
+        cols=record.labels[1] if record.labels else f"input {record.unit}",
         title=_with_facts(title, record),
     )
 
@@ -197,6 +198,14 @@ def _first_layer(record: CheckRecord, title: str) -> Draw | None:
     return lambda p: _grids.conv_weights(weight, p, title=f"{title}\nfirst-layer weights")
 
 
+def _difference(record: CheckRecord, title: str) -> Draw | None:
+    if not isinstance(record, InvarianceRecord) or not _present(record.difference):
+        return None
+    return lambda p: _charts.difference_map(
+        record.difference, p, threshold=record.threshold, title=_with_facts(title, record)
+    )
+
+
 def _batch_jobs(record: CheckRecord, title: str) -> list[Job]:
     """The batch that entered the model: one picture, or one per tensor of a tuple/dict."""
     layout: dict[str, Any] = {}
@@ -217,6 +226,7 @@ _DRAWERS: dict[str, Callable[[CheckRecord, str], Draw | None]] = {
     _registry.LR_PICTURE: _lr,
     _registry.CLASSES_PICTURE: _classes,
     _registry.FIRST_LAYER_PICTURE: _first_layer,
+    _registry.DIFFERENCE_PICTURE: _difference,
 }
 
 

@@ -405,3 +405,32 @@ def _summary(loss: Any, target: float | None, steps: int | None) -> str:
     if steps is not None:
         parts.append(f"steps {steps}")
     return ", ".join(parts)
+
+
+def difference_map(
+    ratio: Any, path: str | os.PathLike[str], *, threshold: float, title: str
+) -> str:
+    """An invariance check's ``|difference| / threshold`` per output value (rows: the
+    output's first dimension, columns: the rest flattened); values above the threshold
+    (ratio > 1) are crossed."""
+    import numpy as np
+
+    values = np.asarray(_canvas.as_array(ratio), dtype=float)
+    values = values.reshape(values.shape[0], -1) if values.ndim > 1 else values[:, None]
+    fig = _canvas.figure(640, 420)
+    ax = fig.add_subplot()
+    shown = np.log10(np.maximum(values, 1e-3))
+    im = ax.imshow(shown, cmap="magma", vmin=-3, aspect="auto", interpolation="nearest")
+    rows, cols = np.nonzero(values > 1)
+    if rows.size:
+        ax.scatter(cols, rows, marker="x", color=_canvas.FORBIDDEN, s=16, label="over")
+        ax.legend(fontsize=8, loc="upper right")
+    fig.colorbar(im, ax=ax, label="log10(|difference| / threshold)")
+    ax.set_xlabel("output value (flattened)")
+    ax.set_ylabel("output index along dim 0")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=16, integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=16, integer=True))
+    fig.suptitle(f"{title}\nthreshold {threshold:.3g} (measured rounding error x 4)", fontsize=10)
+    return _canvas.save(fig, path)

@@ -267,6 +267,8 @@ def skip_reason(plan: Plan, name: str) -> str | None:
         return "no time_dim= given (not a sequence model)"
     if needs == "scheduler" and plan.scheduler is None:
         return "no scheduler= factory given"
+    if needs == "mask":
+        return _no_padding(plan)
     if needs == "batch":
         from .._inputs import Inputs
 
@@ -276,6 +278,20 @@ def skip_reason(plan: Plan, name: str) -> str | None:
             return None  # the check itself says what is wrong
         if n < 2:
             return "a batch of 1 cannot mix samples"
+    return None
+
+
+def _no_padding(plan: Plan) -> str | None:
+    """Why the padding step does not run: no mask among the inputs, or one without padding
+    (``options={"padding": {"mask": ...}}`` names another key)."""
+    import torch
+
+    key = plan.options.get("padding", {}).get("mask", "attention_mask")
+    mask = plan.inputs.get(key) if isinstance(plan.inputs, Mapping) else None
+    if not isinstance(mask, torch.Tensor):
+        return f"no {key!r} mask among the inputs (dict inputs with a mask: no padding to check)"
+    if bool((mask != 0).all()):
+        return f"the inputs' {key!r} marks every position real (no padding to check)"
     return None
 
 
@@ -319,7 +335,7 @@ def _call(plan: Plan, step: Step) -> Any:
         return check(model, plan.inputs, plan.targets, plan.loss_fn, **kwargs)
     kwargs.setdefault("output", plan.output)
     kwargs.setdefault("batch_dim", plan.batch_dim)
-    if step.needs == "time_dim":
+    if step.needs == "time_dim" or (step.needs == "mask" and plan.time_dim is not None):
         kwargs.setdefault("time_dim", plan.time_dim)
     return check(model, plan.inputs, **kwargs)
 

@@ -54,11 +54,11 @@ def render_table(steps: Sequence[StepResult]) -> str:
     labels = {s.name: s.label for s in STEPS}
     order = {s.name: i for i, s in enumerate(STEPS, 1)}
     rows = [("step", "check", "verdict", "time", "key figure")]
+    digits = len(str(len(STEPS)))  # numbers right-aligned: the labels line up past step 9
     for s in steps:
         seconds = "-" if s.verdict == "skipped" else f"{s.seconds:.2f}s"
-        rows.append(
-            (f"{order[s.name]} {labels[s.name]}", s.name, s.verdict, seconds, s.figure or "-")
-        )
+        step = f"{order[s.name]:>{digits}} {labels[s.name]}"
+        rows.append((step, s.name, s.verdict, seconds, s.figure or "-"))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     return "\n".join(
         "  " + "  ".join(cell.ljust(w) for cell, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
