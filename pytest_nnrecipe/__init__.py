@@ -29,9 +29,11 @@ __all__ = [
     "Duplicates",
     "FieldSummary",
     "InitLoss",
+    "InputsUsed",
     "LabelConflicts",
     "LossDecrease",
     "LrSchedule",
+    "OptimizerCoverage",
     "Overfit",
     "Overlap",
     "ParamsUpdate",
@@ -49,11 +51,13 @@ __all__ = [
     "assert_disjoint",
     "assert_finite_data",
     "assert_init_loss",
+    "assert_inputs_used",
     "assert_loss_decreases",
     "assert_lr_schedule",
     "assert_no_batch_mixing",
     "assert_no_duplicates",
     "assert_normalized",
+    "assert_optimizer_covers",
     "assert_params_update",
     "check_recipe",
     "describe_data",
@@ -81,9 +85,11 @@ if TYPE_CHECKING:  # pragma: no cover
         Duplicates,
         FieldSummary,
         InitLoss,
+        InputsUsed,
         LabelConflicts,
         LossDecrease,
         LrSchedule,
+        OptimizerCoverage,
         Overfit,
         Overlap,
         ParamsUpdate,
@@ -91,8 +97,10 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from ._structural._batch_mixing import assert_no_batch_mixing
     from ._structural._causal import assert_causal
+    from ._structural._inputs_used import assert_inputs_used
     from ._training._determinism import assert_deterministic
     from ._training._init_loss import assert_init_loss
+    from ._training._optimizer import assert_optimizer_covers
     from ._training._overfit import assert_can_overfit
     from ._training._params import assert_params_update
     from ._training._progress import (

@@ -51,8 +51,10 @@ def tiny_bert() -> nn.Module:
 @pytest.mark.parametrize("make_model", [tiny_gpt2, tiny_llama], ids=["gpt2", "llama"])
 def test_a_tiny_causal_lm_passes_every_step(make_model: object) -> None:
     result = check_recipe(make_model, **LM)
-    assert [s.verdict for s in result.steps] == ["passed"] * 7 + ["skipped"], str(result)
-    assert re.fullmatch(r"init loss 4\.\d\d vs 4\.16 expected", result["init_loss"].figure)
+    verdicts = [s.verdict for s in result.steps]
+    assert verdicts == ["passed", "skipped"] + ["passed"] * 8 + ["skipped"], str(result)
+    assert result["inputs_used"].figure == "1 of 1 inputs used"
+    assert re.match(r"init loss 4\.\d\d vs 4\.16 expected", result["init_loss"].figure)
     assert result["causal"].figure == "0 of 66 pairs leak"
     assert result["batch_mixing"].figure == "0 of 12 pairs mix"
 
