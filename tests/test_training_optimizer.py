@@ -143,3 +143,34 @@ def test_nothing_is_lost():
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert [dict(g) for g in opt.param_groups] == groups
     assert all(p.grad is not None for p in model.parameters())
+
+
+FIXTURE_SUITE = """
+import torch
+from torch import nn
+
+
+def test_optimizer(assert_optimizer_covers):
+    model = nn.Linear(4, 2)
+    assert_optimizer_covers(model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_inputs(assert_inputs_used):
+    assert_inputs_used(nn.Linear(4, 2), torch.randn(3, 4))
+"""
+
+
+def test_both_checks_are_fixtures_and_rows_of_the_recipe_report(pytester: pytest.Pytester):
+    pytester.makepyfile(test_pre=FIXTURE_SUITE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--nn-report")
+    result.assert_outcomes(passed=2)
+    lines = result.stdout.lines
+    start = next(k for k, line in enumerate(lines) if "nnrecipe: recipe coverage" in line)
+    rows = {
+        line.split("  ")[0].strip(): line
+        for line in lines[start + 1 :]
+        if "Use backprop" in line or "Verify decreasing" in line
+    }
+    # tests covering the tip, and their verdict
+    assert rows["Use backprop to chart dependencies"].split()[-2:] == ["1", "ok"]  # inputs_used
+    assert rows["Verify decreasing training loss"].split()[-2:] == ["1", "ok"]  # optimizer
