@@ -127,7 +127,7 @@ def assert_inputs_used(
         inputs=tuple(dict.fromkeys(u.name for u in units)),
         by_gradient=tuple(u.shown for u in units if u in shown),
         by_perturbation=tuple(u.shown for u in moved),
-        ignored=tuple(names[label] for label in ignored),
+        ignored=tuple(name for label, name in names.items() if label in ignored),
         columns=sum(u.column is not None for u in units),
         mode=mode,
         noise=noise,
