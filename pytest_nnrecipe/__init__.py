@@ -29,10 +29,12 @@ __all__ = [
     "Duplicates",
     "FieldSummary",
     "InitLoss",
+    "InputsUsed",
     "Invariance",
     "LabelConflicts",
     "LossDecrease",
     "LrSchedule",
+    "OptimizerCoverage",
     "Overfit",
     "Overlap",
     "PaddingResult",
@@ -52,6 +54,7 @@ __all__ = [
     "assert_equivariant",
     "assert_finite_data",
     "assert_init_loss",
+    "assert_inputs_used",
     "assert_invariant",
     "assert_layout_invariant",
     "assert_loss_decreases",
@@ -59,6 +62,7 @@ __all__ = [
     "assert_no_batch_mixing",
     "assert_no_duplicates",
     "assert_normalized",
+    "assert_optimizer_covers",
     "assert_padding_ignored",
     "assert_padding_invariant",
     "assert_params_update",
@@ -98,10 +102,12 @@ if TYPE_CHECKING:  # pragma: no cover
         Duplicates,
         FieldSummary,
         InitLoss,
+        InputsUsed,
         Invariance,
         LabelConflicts,
         LossDecrease,
         LrSchedule,
+        OptimizerCoverage,
         Overfit,
         Overlap,
         PaddingResult,
@@ -110,9 +116,11 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from ._structural._batch_mixing import assert_no_batch_mixing
     from ._structural._causal import assert_causal
+    from ._structural._inputs_used import assert_inputs_used
     from ._structural._padding import assert_padding_ignored
     from ._training._determinism import assert_deterministic
     from ._training._init_loss import assert_init_loss
+    from ._training._optimizer import assert_optimizer_covers
     from ._training._overfit import assert_can_overfit
     from ._training._params import assert_params_update
     from ._training._progress import (

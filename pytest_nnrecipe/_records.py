@@ -109,6 +109,29 @@ class InvarianceRecord(CheckRecord):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class InputsUsedRecord(CheckRecord):
+    """``assert_inputs_used``: how many inputs (and columns) it checked, the unused ones
+    (``unused``: their names, shortened), how it ran."""
+
+    inputs: int
+    columns: int = 0
+    unused: str | None = None
+    mode: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimizerRecord(CheckRecord):
+    """``assert_optimizer_covers``: the parameters missing from the optimizer, the frozen
+    ones it holds, the tensors it holds twice and those that are not the model's."""
+
+    trainable: int
+    missing: int = 0
+    frozen_held: int = 0
+    twice: int = 0
+    stale: int = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainingRecord(CheckRecord):
     """A training check: the loss curve (``losses[k]`` after ``k`` updates), its target, a few
     samples' predictions along the way with their targets, the batch that entered the model,

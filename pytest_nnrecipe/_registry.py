@@ -58,9 +58,11 @@ class RecipeStep:
     ``name``: for ``checks=`` and ``options=``; ``number``: its row in the table (the recipe's
     order); ``label``: the table's step column; ``call``: how the recipe calls the check
     (``"training"``: model, inputs, targets, loss; ``"structural"``: model, inputs;
-    ``"schedule"``: an optimizer and scheduler of a fresh model); ``needs``: the argument
-    without which it is skipped (``"time_dim"``, ``"scheduler"``, ``"batch"``: 2 samples,
-    ``"mask"``: dict inputs with a padded ``attention_mask``).
+    ``"schedule"``: an optimizer and scheduler of a fresh model; ``"inputs"``: model, inputs,
+    output; ``"optimizer"``: a fresh model and the optimizer the factory builds on it);
+    ``needs``: the argument without which it is skipped (``"time_dim"``, ``"scheduler"``,
+    ``"optimizer"``, ``"batch"``: 2 samples, ``"mask"``: dict inputs with a padded
+    ``attention_mask``).
     """
 
     name: str
@@ -154,19 +156,35 @@ CHECKS: dict[str, Check] = {
         _data("assert_normalized", "_normalization", "ChannelStats"),
         _data("assert_augmentation_consistent", "_augmentation", "AugmentationReport"),
         _data("describe_data", "_summary", "DataSummary", "FieldSummary"),
+        Check(  # before any training: one forward (and backward) per input at most
+            "assert_inputs_used",
+            "._structural._inputs_used",
+            ("InputsUsed",),
+            DEPENDENCIES,
+            step=RecipeStep("inputs_used", 1, "every input used", "inputs"),
+        ),
+        Check(  # no forward at all: the optimizer's param groups against the model
+            "assert_optimizer_covers",
+            "._training._optimizer",
+            ("OptimizerCoverage",),
+            DECREASING,
+            step=RecipeStep(
+                "optimizer", 2, "optimizer holds every param", "optimizer", "optimizer"
+            ),
+        ),
         Check(  # a training check without pictures: its message shows where the runs part
             "assert_deterministic",
             "._training._determinism",
             ("Determinism",),
             SEED,
-            step=RecipeStep("deterministic", 1, "fix random seed", _TRAINING),
+            step=RecipeStep("deterministic", 3, "fix random seed", _TRAINING),
         ),
         _training(
             "assert_init_loss",
             "_init_loss",
             "InitLoss",
             INIT,
-            RecipeStep("init_loss", 2, "verify loss @ init", _TRAINING),
+            RecipeStep("init_loss", 4, "verify loss @ init", _TRAINING),
             also=("Closeness",),
         ),
         _training(
@@ -174,7 +192,7 @@ CHECKS: dict[str, Check] = {
             "_progress",
             "BaselineComparison",
             BASELINE,
-            RecipeStep("baseline", 5, "input-indep. baseline", _TRAINING),
+            RecipeStep("baseline", 7, "input-indep. baseline", _TRAINING),
             dynamics=True,
         ),
         _training(
@@ -182,7 +200,7 @@ CHECKS: dict[str, Check] = {
             "_overfit",
             "Overfit",
             OVERFIT,
-            RecipeStep("overfit", 6, "overfit one batch", _TRAINING),
+            RecipeStep("overfit", 8, "overfit one batch", _TRAINING),
             dynamics=True,
         ),
         _training(
@@ -190,7 +208,7 @@ CHECKS: dict[str, Check] = {
             "_progress",
             "LossDecrease",
             DECREASING,
-            RecipeStep("loss_decreases", 4, "training loss decreases", _TRAINING),
+            RecipeStep("loss_decreases", 6, "training loss decreases", _TRAINING),
             dynamics=True,
         ),
         _training(
@@ -198,25 +216,25 @@ CHECKS: dict[str, Check] = {
             "_params",
             "ParamsUpdate",
             DECREASING,
-            RecipeStep("params_update", 3, "every parameter learns", _TRAINING),
+            RecipeStep("params_update", 5, "every parameter learns", _TRAINING),
         ),
         _structural(
             "assert_no_batch_mixing",
             "_batch_mixing",
             "BatchMixingResult",
-            RecipeStep("batch_mixing", 7, "batch independence", "structural", "batch"),
+            RecipeStep("batch_mixing", 9, "batch independence", "structural", "batch"),
         ),
         _structural(
             "assert_causal",
             "_causal",
             "CausalResult",
-            RecipeStep("causal", 8, "causality", "structural", "time_dim"),
+            RecipeStep("causal", 10, "causality", "structural", "time_dim"),
         ),
         _structural(
             "assert_padding_ignored",
             "_padding",
             "PaddingResult",
-            RecipeStep("padding", 9, "padding ignored", "structural", "mask"),
+            RecipeStep("padding", 11, "padding ignored", "structural", "mask"),
         ),
         _invariance("assert_invariant"),
         _invariance("assert_equivariant"),
@@ -230,7 +248,7 @@ CHECKS: dict[str, Check] = {
             ("LrSchedule",),
             LR_DECAY,
             "learning-rate schedules",
-            RecipeStep("lr_schedule", 10, "LR decay schedule", "schedule", "scheduler"),
+            RecipeStep("lr_schedule", 12, "LR decay schedule", "schedule", "scheduler"),
             (LR_PICTURE,),
         ),
         Check(

@@ -84,6 +84,35 @@ class Invariance:
     variants: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class InputsUsed:
+    """What :func:`assert_inputs_used` found: every checked input (and feature column)
+    influences the output. ``by_gradient``: the ones a non-zero gradient showed;
+    ``by_perturbation``: the ones whose changed values changed the output (integer and boolean
+    inputs, and what the gradient could not show); ``ignored``: declared unused with
+    ``ignore=``; ``columns``: feature columns checked (0 without ``feature_dim=``);
+    ``noise``: how finely perturbation could tell, ``None`` when no perturbation ran."""
+
+    inputs: tuple[str, ...]
+    by_gradient: tuple[str, ...]
+    by_perturbation: tuple[str, ...]
+    ignored: tuple[str, ...]
+    columns: int
+    mode: str
+    noise: RerunNoise | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerCoverage:
+    """What :func:`assert_optimizer_covers` found: each of the model's ``trainable``
+    parameters is in exactly one of the optimizer's ``groups`` param groups, none of the
+    ``frozen`` ones (their names) is, and the optimizer holds nothing else."""
+
+    trainable: int
+    groups: int
+    frozen: tuple[str, ...]
+
+
 # --- the training checks --------------------------------------------------------------------
 
 

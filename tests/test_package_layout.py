@@ -14,7 +14,12 @@ import pytest_nnrecipe
 PACKAGE = Path(pytest_nnrecipe.__file__).parent
 PLUGINS = ("plugin", "_hypothesis_plugin", "_model_plugin", "_report_plugin")
 #: The public checks keep the keyword-only signatures of the API (shared/API.md).
-PUBLIC = {"assert_no_batch_mixing", "assert_causal", "assert_padding_ignored"}
+PUBLIC = {
+    "assert_no_batch_mixing",
+    "assert_causal",
+    "assert_padding_ignored",
+    "assert_inputs_used",
+}
 
 
 def _modules() -> list[Path]:

@@ -59,7 +59,11 @@ class Bigram(nn.Module):
 def test_a_good_model_passes_every_step_that_applies_with_a_table() -> None:
     result = check_recipe(make_mlp, **SPEC)
     assert result.passed
-    assert [s.verdict for s in result.steps] == ["passed"] * 7 + ["skipped"] * 3
+    assert [s.verdict for s in result.steps] == ["passed", "skipped"] + ["passed"] * 7 + [
+        "skipped"
+    ] * 3
+    assert result["inputs_used"].figure == "1 of 1 inputs used"
+    assert result["optimizer"].message.startswith("no optimizer= factory given")
     assert re.fullmatch(r"\d+ tensors identical over 3 steps", result["deterministic"].figure)
     assert re.search(r"init loss 1\.\d\d vs 1\.10 expected", result["init_loss"].figure)
     assert result["params_update"].figure == "4 of 4 parameters learn"
@@ -68,19 +72,20 @@ def test_a_good_model_passes_every_step_that_applies_with_a_table() -> None:
     assert result["causal"].message == "no time_dim= given (not a sequence model)"
     assert result["assert_can_overfit"].result.steps == len(result["overfit"].result.losses) - 1
     lines = str(result).splitlines()
-    assert lines[0].startswith("check_recipe: 7 passed, 3 skipped on Sequential in ")
+    assert lines[0].startswith("check_recipe: 8 passed, 4 skipped on Sequential in ")
     assert lines[1].split() == ["step", "check", "verdict", "time", "key", "figure"]
-    assert [line.split()[0] for line in lines[2:]] == [str(i) for i in range(1, 11)]
+    assert [line.split()[0] for line in lines[2:]] == [str(i) for i in range(1, 13)]
 
 
 def test_a_model_that_mixes_the_batch_fails_and_the_message_shows_every_step() -> None:
     with pytest.raises(AssertionError) as raised:
         check_recipe(BatchMean, **SPEC)
     message = str(raised.value)
-    assert message.startswith("check_recipe failed: 1 of 7 steps did not pass: batch_mixing")
+    assert message.startswith("check_recipe failed: 1 of 8 steps did not pass: batch_mixing")
     table = message[message.index("  step ") :].split("\n\n")[0].splitlines()
-    assert [row.split()[0] for row in table[1:]] == [str(i) for i in range(1, 11)]
+    assert [row.split()[0] for row in table[1:]] == [str(i) for i in range(1, 13)]
     for step in (
+        "inputs_used",
         "deterministic",
         "init_loss",
         "params_update",
@@ -128,6 +133,24 @@ def test_checks_selects_steps_in_the_recipes_order_and_lists_the_others() -> Non
     assert skipped["lr_schedule"] == "not selected by checks="
 
 
+def test_the_optimizer_step_checks_the_factorys_optimizer_on_the_fresh_model() -> None:
+    stale = make_mlp()  # a factory that closes over another model: a classic slip
+    result = check_recipe(
+        make_mlp,
+        **SPEC,
+        checks="optimizer",
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.1),
+    )
+    assert result["optimizer"].figure == "4 of 4 trainable parameters held"
+    with pytest.raises(AssertionError, match=r"optimizer\s+failed\s+\S+\s+4 missing, 4 stale"):
+        check_recipe(
+            make_mlp,
+            **SPEC,
+            checks="optimizer",
+            optimizer=lambda params: torch.optim.SGD(stale.parameters(), lr=0.1),
+        )
+
+
 def test_every_step_builds_its_own_model_under_the_same_seed() -> None:
     made: list[nn.Module] = []
 
@@ -136,7 +159,7 @@ def test_every_step_builds_its_own_model_under_the_same_seed() -> None:
         return made[-1]
 
     check_recipe(factory, **SPEC)
-    assert len(made) == 7 and len({id(m) for m in made}) == 7
+    assert len(made) == 8 and len({id(m) for m in made}) == 8
     first = made[0].state_dict()  # the training steps train copies: the weights are at init
     for model in made[1:]:
         for key, value in model.state_dict().items():
@@ -219,7 +242,7 @@ BAD_ARGUMENTS = [
         "unknown-check",
         dict(checks=["overfitting"]),
         ValueError,
-        r"unknown 'overfitting'; valid steps, in the recipe's order: deterministic, init_loss, params_update, loss_decreases, baseline, overfit, batch_mixing, causal, padding, lr_schedule",
+        r"unknown 'overfitting'; valid steps, in the recipe's order: inputs_used, optimizer, deterministic, init_loss, params_update, loss_decreases, baseline, overfit, batch_mixing, causal, padding, lr_schedule",
     ),
     ("no-checks", dict(checks=[]), ValueError, r"checks=\[\]: empty; valid steps"),
     ("checks-not-names", dict(checks=3), TypeError, r"checks=3 must be step names"),
@@ -333,6 +356,7 @@ def test_each_builder_makes_a_spec_that_a_fitting_model_passes(build: Any, make_
     assert spec.inputs.shape[0] == spec.targets.shape[0]
     result = check_recipe(make_model, **spec)
     assert [s.name for s in result.steps if s.passed] == [
+        "inputs_used",
         "deterministic",
         "init_loss",
         "params_update",

@@ -52,12 +52,13 @@ def tiny_bert() -> nn.Module:
 def test_a_tiny_causal_lm_passes_every_step(make_model: object) -> None:
     result = check_recipe(make_model, **LM)
     verdicts = {s.name: s.verdict for s in result.steps}
-    skipped = {name: verdicts.pop(name) for name in ("lr_schedule", "padding")}
-    assert set(skipped.values()) == {"skipped"}, str(result)  # no scheduler=, no mask
+    skipped = {name: verdicts.pop(name) for name in ("optimizer", "lr_schedule", "padding")}
+    assert set(skipped.values()) == {"skipped"}, str(result)  # no optimizer=, scheduler=, mask
     assert set(verdicts.values()) == {"passed"} and "deterministic" in verdicts, str(result)
     assert re.fullmatch(
         r"init loss 4\.\d\d vs 4\.16 expected \(at least \d\.\d\d\)", result["init_loss"].figure
     )
+    assert result["inputs_used"].figure == "1 of 1 inputs used"
     assert result["causal"].figure == "0 of 66 pairs leak"
     assert result["batch_mixing"].figure == "0 of 12 pairs mix"
 

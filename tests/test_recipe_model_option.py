@@ -80,9 +80,11 @@ def test_it_generates_one_test_per_step_and_factory_and_catches_the_broken_ones(
     pytester.makepyfile(test_unrelated="def test_not_run():\n    raise AssertionError")
     args = [f"--nn-model=my_models:{f}" for f in ("make_good", "make_batch_mixer", "make_blind")]
     result = _run(pytester, *args, "--nn-model=my_models.py:make_lm", "-rA", *plugin_args)
-    result.assert_outcomes(passed=10, failed=2, skipped=3)  # test_unrelated.py is not collected
+    result.assert_outcomes(passed=11, failed=2, skipped=4)  # test_unrelated.py is not collected
     result.stdout.fnmatch_lines_random(
         [
+            "PASSED my_models.py::make_good?inputs_used?",
+            "SKIPPED [[]1[]] my_models.py*: no optimizer= factory given*",
             "PASSED my_models.py::make_good?deterministic?",
             "PASSED my_models.py::make_good?init_loss?",
             "PASSED my_models.py::make_good?params_update?",

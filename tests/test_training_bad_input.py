@@ -12,6 +12,7 @@ from pytest_nnrecipe import (
     assert_init_loss,
     assert_loss_decreases,
     assert_lr_schedule,
+    assert_optimizer_covers,
     assert_params_update,
 )
 
@@ -109,6 +110,28 @@ CASES = [
         lambda: assert_params_update(net(), X, Y, nn.CrossEntropyLoss(reduction="none")),
         ValueError,
         r"loss_fn= returned a tensor of shape \(8,\), not a scalar",
+    ),
+    (
+        "optimizer-covers-given-a-factory",
+        lambda: assert_optimizer_covers(net(), lambda params: torch.optim.SGD(params, lr=0.1)),
+        TypeError,
+        r"optimizer= must be a torch\.optim\.Optimizer instance \(a factory\? pass the optimizer",
+    ),
+    (
+        "optimizer-covers-frozen-unknown",
+        lambda: assert_optimizer_covers(net(), sgd(), frozen=["encoder"]),
+        ValueError,
+        r"frozen=\('encoder',\) names 'encoder', which is no parameter or module of Sequential",
+    ),
+    (
+        "lr-schedule-model-not-a-module",
+        lambda: (
+            lambda o: assert_lr_schedule(
+                o, torch.optim.lr_scheduler.StepLR(o, 10), 100, model="net"
+            )
+        )(sgd()),
+        TypeError,
+        r"model= must be the torch\.nn\.Module you train",
     ),
     (
         "loss-not-a-tensor",

@@ -10,6 +10,8 @@ from .._records import (
     CheckRecord,
     DependencyRecord,
     DeterminismRecord,
+    InputsUsedRecord,
+    OptimizerRecord,
     ScheduleRecord,
     TrainingRecord,
 )
@@ -27,7 +29,28 @@ def figure(name: str, result: Any, record: CheckRecord | None) -> str:
 
 
 def _figure(name: str, result: Any, record: CheckRecord | None) -> str:
-    if name == "deterministic":
+    if name == "inputs_used":
+        if result is not None:
+            columns = f" ({result.columns} columns)" if result.columns else ""
+            return f"{len(result.inputs)} of {len(result.inputs)} inputs used{columns}"
+        if isinstance(record, InputsUsedRecord) and record.unused:
+            return f"unused: {record.unused}"
+    elif name == "optimizer":
+        if result is not None:
+            return f"{result.trainable} of {result.trainable} trainable parameters held"
+        if isinstance(record, OptimizerRecord):
+            wrong = [
+                f"{n} {what}"
+                for n, what in (
+                    (record.missing, "missing"),
+                    (record.frozen_held, "frozen held"),
+                    (record.stale, "stale"),
+                    (record.twice, "held twice"),
+                )
+                if n
+            ]
+            return ", ".join(wrong)
+    elif name == "deterministic":
         if result is not None:
             return f"{result.tensors} tensors identical over {result.steps} steps"
         if isinstance(record, DeterminismRecord) and record.part == "forward":

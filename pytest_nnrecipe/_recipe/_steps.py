@@ -38,6 +38,8 @@ _NEEDED = {
     "time_dim": "time_dim= is not given; pass the inputs' time dimension, e.g. time_dim=1",
     "scheduler": "scheduler= is not given; pass a factory optimizer -> LR scheduler and "
     "total_steps=",
+    "optimizer": "optimizer= is not given; pass the factory params -> Optimizer of the real "
+    "run (the default optimizer is built on the trainable parameters by the recipe itself)",
 }
 
 
@@ -146,7 +148,7 @@ def make_plan(
             "fresh model), e.g. optimizer=lambda params: torch.optim.Adam(params, lr=1e-3); "
             f"got {type(optimizer).__name__}."
         )
-    given = {"time_dim": time_dim, "scheduler": scheduler}
+    given = {"time_dim": time_dim, "scheduler": scheduler, "optimizer": optimizer}
     for step in STEPS:
         if checks is not None and step.name in selected and step.needs in _NEEDED:
             if given[step.needs] is None:
@@ -269,6 +271,8 @@ def skip_reason(plan: Plan, name: str) -> str | None:
         return "no scheduler= factory given"
     if needs == "mask":
         return _no_padding(plan)
+    if needs == "optimizer" and plan.optimizer is None:
+        return "no optimizer= factory given (the default one holds every trainable parameter)"
     if needs == "batch":
         from .._inputs import Inputs
 
@@ -321,13 +325,18 @@ def _call(plan: Plan, step: Step) -> Any:
     check = getattr(pytest_nnrecipe, step.check)
     kwargs: dict[str, Any] = dict(plan.options.get(step.name, {}))
     model = fresh_model(plan)
-    if step.call == "schedule":
+    if step.call in ("schedule", "optimizer"):
         from .._training._fit import make_optimizer
 
         params = [p for p in model.parameters() if p.requires_grad]
         opt = make_optimizer(plan.optimizer, params)
+        if step.call == "optimizer":  # the factory's optimizer on the fresh model
+            return check(model, opt, **kwargs)
         sched = plan.scheduler(opt)
         return check(opt, sched, plan.total_steps, **kwargs)
+    if step.call == "inputs":
+        kwargs.setdefault("output", plan.output)
+        return check(model, plan.inputs, **kwargs)
     if step.call == "training":
         if "optimizer" in inspect.signature(check).parameters and plan.optimizer is not None:
             kwargs["optimizer"] = plan.optimizer

@@ -18,8 +18,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -153,10 +154,14 @@ def make_optimizer(factory: Any, params: list[Any]) -> Any:
     return opt
 
 
-def loss_of(problem: Problem, raw: Any, *, first: bool) -> tuple[Any, Any]:
+def loss_of(
+    problem: Problem, raw: Any, *, first: bool, params: Sequence[Any] | None = None
+) -> tuple[Any, Any]:
     """(scalar loss, selected output) of one forward's result ``raw``.
 
-    On the ``first`` forward also check the output against the targets and the loss value.
+    On the ``first`` forward also check the output against the targets and the loss value,
+    and, with gradients on and the trainable ``params`` given, the loss graph
+    (:func:`_graph_sanity`): before any training, at no extra forward or backward.
     """
     out = select(raw, problem.output, single=True)
     if first:
@@ -183,9 +188,12 @@ def loss_of(problem: Problem, raw: Any, *, first: bool) -> tuple[Any, Any]:
         )
     if loss.numel() != 1:
         raise ValueError(
-            f"loss_fn= returned a tensor of shape {tuple(loss.shape)}, not a scalar; reduce it "
-            "(reduction='mean', or .mean()) so that one number is minimised."
+            f"loss_fn= returned a tensor of shape {tuple(loss.shape)}, not a scalar"
+            f"{_unreduced(tuple(loss.shape), tuple(out.shape))}; reduce it (reduction='mean', "
+            "or .mean() over every dimension) so that one number is minimised."
         )
+    if first and params is not None and torch.is_grad_enabled():
+        _graph_sanity(problem, out, loss, params)
     loss = loss.reshape(())
     if first and not torch.isfinite(loss):
         raise _nonfinite_at_start(problem, out, loss)
@@ -263,7 +271,9 @@ def train(
     with _rng.preserved(), torch.enable_grad():
         _rng.seed_all(problem.seed)
         for step in range(steps + 1):
-            loss, out = loss_of(problem, problem.fresh(batch).call(net), first=step == 0)
+            loss, out = loss_of(
+                problem, problem.fresh(batch).call(net), first=step == 0, params=params
+            )
             if step == 0:
                 fed.remove()
             value = float(loss.detach())
@@ -542,21 +552,183 @@ def _nonfinite_at_start(problem: Problem, out: Any, loss: Any) -> AssertionError
             "target equal to ignore_index?)"
         )
     value = float(loss.detach())
-    record = TrainingRecord(
-        check=problem.check,
-        model=model_name(problem.model),
-        passed=False,
-        losses=[value],
-        steps=0,
-        mode="train",
-        targets=shown_targets(problem),
-        first_layer_weight=first_layer_weight(problem.model),
-    )
-    _context.record(record)
+    _record_start(problem, value)
     return _messages.fail(
         problem.check,
         f"the loss at step 0 is {value} before any update.",
         evidence=[where + "."],
         cause="the loss must be finite at initialisation for any training to happen.",
         facts={"mode": "train"},
+    )
+
+
+def _unreduced(loss: tuple[int, ...], out: tuple[int, ...]) -> str:
+    """Which reduction a non-scalar loss most likely misses, from its shape and the output's."""
+    if not out or not loss:
+        return ""
+    if loss == out:
+        return " (one loss per output value: reduction='none', or no reduction at all)"
+    if loss == out[:1]:
+        return (
+            f" (one loss per sample of the {out[0]}: reduction='none', or a mean over the "
+            "wrong dimension such as .mean(dim=-1))"
+        )
+    if loss == out[1:]:
+        return " (a mean over the batch only, .mean(dim=0), leaving one loss per output unit)"
+    return ""
+
+
+#: Tensor methods and attributes that take a value out of the autograd graph.
+_CUTS = {"item", "tolist", "numpy", "__float__", "__int__", "__bool__", "detach", "detach_"}
+
+
+class _CutFinder(torch.overrides.TorchFunctionMode):
+    """Rerun of ``loss_fn`` that notes the first op taking a tensor that requires grad out of
+    the graph (``.item()``, ``float()``, ``.detach()``, ``.data``, ``.tolist()``, ``.numpy()``)
+    and the line of the user's code that called it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: tuple[str, str] | None = None
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if self.found is None:
+            name = getattr(func, "__name__", "")
+            if name == "__get__":  # a property: .data
+                name = getattr(getattr(func, "__self__", None), "__name__", "")
+                name = ".data" if name == "data" else ""
+            elif name in _CUTS:
+                name = f"{name[2:-2]}()" if name.startswith("__") else f".{name}()"
+            else:
+                name = ""
+            first = args[0] if args else None
+            if name and isinstance(first, torch.Tensor) and first.requires_grad:
+                self.found = (name, _user_line())
+        return func(*args, **(kwargs or {}))
+
+
+def _user_line() -> str:
+    """``file:line`` of the innermost frame outside torch and this package ("" if none)."""
+    for frame in reversed(traceback.extract_stack()):
+        path = frame.filename.replace("\\", "/")
+        if "/torch/" in path or "/pytest_nnrecipe/" in path:
+            continue
+        return f"{frame.filename}:{frame.lineno} ({(frame.line or '').strip()})"
+    return ""
+
+
+def _reached(loss: Any) -> set[int]:
+    """The ids of the leaf tensors the loss's graph accumulates gradients into."""
+    seen: set[int] = set()
+    out: set[int] = set()
+    todo = [loss.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        variable = getattr(fn, "variable", None)
+        if isinstance(variable, torch.Tensor):
+            out.add(id(variable))
+        todo.extend(nxt for nxt, _ in fn.next_functions)
+    return out
+
+
+def _graph_sanity(problem: Problem, out: Any, loss: Any, params: Sequence[Any]) -> None:
+    """The loss of the first forward must backpropagate to the model's parameters: it has a
+    graph (``grad_fn``) and the graph reaches at least one trainable parameter. Each way of
+    breaking it gets its own message naming the step that broke it, before any update."""
+    trainable = [p for p in params if p.requires_grad]
+    ids = {id(p) for p in trainable}
+    if not trainable or (loss.grad_fn is not None and _reached(loss) & ids):
+        return
+    value = float(loss.detach().reshape(-1)[0])
+    if not out.requires_grad:
+        headline = (
+            f"the model's output carries no gradient (requires_grad=False), so the loss "
+            f"({value:.4g}) cannot train the {len(trainable)} trainable parameters."
+        )
+        evidence = [
+            f"Step: the model's forward. Its output of shape {tuple(out.shape)} has no "
+            "grad_fn although gradients are enabled."
+        ]
+        cause = (
+            "the forward runs under torch.no_grad()/torch.inference_mode(), or returns "
+            ".detach()ed or .data values, or rebuilds its output from numbers (torch.tensor)."
+        )
+    else:
+        if loss.grad_fn is not None:
+            what = (
+                f"a loss ({value:.4g}) whose graph reaches none of the model's "
+                f"{len(trainable)} trainable parameters"
+            )
+        elif loss.requires_grad:
+            what = (
+                f"a leaf tensor ({value:.4g}, requires_grad=True, no grad_fn): it does not "
+                f"backpropagate to the model's {len(trainable)} trainable parameters"
+            )
+        else:
+            what = (
+                f"a tensor with no graph ({value:.4g}, grad_fn=None): it does not "
+                f"backpropagate to the model's {len(trainable)} trainable parameters"
+            )
+        headline = f"loss_fn returned {what}."
+        evidence = [
+            f"Step: loss_fn. The model's output of shape {tuple(out.shape)} requires grad; "
+            "the loss computed from it does not reach it."
+        ]
+        found = _find_cut(problem, out)
+        if found is not None:
+            op, where = found
+            evidence.append(
+                f"loss_fn calls {op} on a tensor that requires grad"
+                + (f", at {where}" if where else "")
+                + ": that takes the value out of the graph."
+            )
+            cause = (
+                f"the loss is rebuilt from {op} (a Python number or a detached tensor); "
+                "compute it with tensor ops on the output and return that tensor."
+            )
+        else:
+            cause = (
+                "the loss is rebuilt from Python numbers (torch.tensor(...) of a float"
+                + (", with requires_grad=True" if loss.requires_grad else "")
+                + ") or computed under torch.no_grad(); compute it with tensor ops on the "
+                "output and return that tensor."
+            )
+    _record_start(problem, value)
+    raise _messages.fail(
+        problem.check, headline, evidence=evidence, cause=cause, facts={"mode": "train"}
+    )
+
+
+def _find_cut(problem: Problem, out: Any) -> tuple[str, str] | None:
+    """Rerun ``loss_fn`` on the output, watching for the op that cuts the graph (best effort:
+    a loss that fails the second time says nothing)."""
+    finder = _CutFinder()
+    targets = problem.targets
+    if isinstance(targets, torch.Tensor):
+        targets = targets.clone()
+    try:
+        with finder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            problem.loss_fn(out, targets)
+    except Exception:
+        return None
+    return finder.found
+
+
+def _record_start(problem: Problem, value: float) -> None:
+    """Record a check that failed on its first forward, before any update."""
+    _context.record(
+        TrainingRecord(
+            check=problem.check,
+            model=model_name(problem.model),
+            passed=False,
+            losses=[value],
+            steps=0,
+            mode="train",
+            targets=shown_targets(problem),
+            first_layer_weight=first_layer_weight(problem.model),
+        )
     )

@@ -5,7 +5,7 @@ input-independent prediction for these targets, found for any loss by :mod:`._co
 ``log(C)`` for balanced classes, the prior's entropy for imbalanced ones, the targets'
 variance for MSE, and whatever minimises a custom loss. ``expected=`` overrides it (a number,
 or ``"uniform"``: every class equally likely, the neutral start of a language model). The
-forward runs in train mode under ``torch.no_grad`` — what the first training step sees — on
+forward runs in train mode — what the first training step sees, its loss graph checked — on
 the model itself (fresh copies of the inputs), which :func:`_state.untouched` puts back
 afterwards. (Eval mode is not cleaner at init: a BatchNorm's running statistics are still
 0 / 1, so it would not normalise; dropout adds only zero-mean noise, measured at most +7%
@@ -119,16 +119,20 @@ def assert_init_loss(
         isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not rtol > 0
     ):
         raise ValueError(f"rtol={rtol!r} must be a positive number, e.g. rtol=0.25.")
-    with untouched(model), _rng.preserved(), torch.no_grad():
+    # With gradients on, so that the loss graph is checked too (no backward runs).
+    with untouched(model), _rng.preserved(), torch.enable_grad():
         _rng.seed_all(problem.seed)
         model.train()
         fed = _fit._capture(model)
         head = _Head(model)
         try:
-            loss, out = _fit.loss_of(problem, problem.fresh().call(model), first=True)
+            loss, out = _fit.loss_of(
+                problem, problem.fresh().call(model), first=True, params=list(model.parameters())
+            )
         finally:
             fed.remove()
             head.remove()
+        loss, out = loss.detach(), out.detach()
     measured = float(loss)
     first_layer = _fit.first_layer_weight(model)  # at init: untouched() restored it
     constants: _constant.Constants | None = None

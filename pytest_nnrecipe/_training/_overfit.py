@@ -108,7 +108,7 @@ def _target(
         return float(target_loss), "given as target_loss=", 0.0
     with torch.no_grad():
         loss, out = _fit.loss_of(problem, problem.fresh().call(model), first=True)
-    start = float(loss)
+    start = float(loss.detach())
     try:
         constants = _constant.Constants(problem, out, start)
         floor, best = constants.floor, constants.best.loss

@@ -54,10 +54,13 @@ def assert_lr_schedule(
     before: float = 0.5,
     metrics: Sequence[float] | Callable[[int], float] | None = None,
     restarts: bool | None = None,
+    model: Any = None,
     msg: str | None = None,
 ) -> LrSchedule:
     """The learning rate must not collapse to almost nothing long before ``total_steps``,
-    neither for good nor periodically (restart schedules may dip)."""
+    neither for good nor periodically (restart schedules may dip). With ``model``, the
+    optimizer is first checked to hold exactly its trainable parameters
+    (:func:`assert_optimizer_covers`)."""
     __tracebackhide__ = True
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
@@ -73,6 +76,10 @@ def assert_lr_schedule(
             "scheduler= is bound to a different optimizer than optimizer=; pass the optimizer "
             "the scheduler was built on."
         )
+    if model is not None:
+        from ._optimizer import assert_optimizer_covers
+
+        assert_optimizer_covers(model, optimizer, msg=msg)
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 2:
         raise ValueError(f"total_steps={total_steps!r} must be an int >= 2 (steps in the run).")
     for name, value, low, high in (("min_fraction", min_fraction, 0, 1), ("before", before, 0, 1)):
