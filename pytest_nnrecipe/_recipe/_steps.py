@@ -293,7 +293,7 @@ def _no_padding(plan: Plan) -> str | None:
     key = plan.options.get("padding", {}).get("mask", "attention_mask")
     mask = plan.inputs.get(key) if isinstance(plan.inputs, Mapping) else None
     if not isinstance(mask, torch.Tensor):
-        return f"no {key!r} mask among the inputs (dict inputs with a mask: no padding to check)"
+        return f"no {key!r} among the inputs (the step runs on dict inputs with a padded mask)"
     if bool((mask != 0).all()):
         return f"the inputs' {key!r} marks every position real (no padding to check)"
     return None
