@@ -265,7 +265,10 @@ def test_check_recipe_runs_the_padding_step_on_inputs_with_a_padded_mask() -> No
         Classifier, torch.ones(4, 6).long(), targets, nn.CrossEntropyLoss(), checks="padding"
     )
     assert unpadded["padding"].verdict == "skipped"
-    assert "no 'attention_mask' among the inputs (the step runs on dict inputs" in unpadded["padding"].message
+    assert (
+        "no 'attention_mask' among the inputs (the step runs on dict inputs"
+        in unpadded["padding"].message
+    )
 
 
 @pytest.mark.nn_gpu
