@@ -63,10 +63,13 @@ class CausalResult(DependencyResult):
 class PaddingResult(DependencyResult):
     """What :func:`assert_padding_ignored` measured: ``matrix[b, t]``, padded position ``t``
     of sample ``b`` reaches a real output (all ``False`` when it passes); ``checked``: the
-    padded positions; ``padded``: how many; ``pooled``: the output was one per sample."""
+    padded positions; ``padded``: how many; ``pooled``: the output was one per sample;
+    ``resampled``: the inputs whose padded content was checked, labelled as given
+    (``"inputs['input_ids']"``)."""
 
     padded: int
     pooled: bool
+    resampled: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,7 +72,7 @@ def test_no_module_imports_another_modules_private_names() -> None:
 
 def test_the_structural_functions_take_at_most_six_parameters() -> None:
     found = []
-    for path in sorted((PACKAGE / "_structural").glob("*.py")):
+    for path in sorted((PACKAGE / "_structural").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 a = node.args

@@ -309,3 +309,83 @@ def test_channels_first_content_with_time_dim_minus_one(kernel: int) -> None:
         return
     with pytest.raises(AssertionError, match=r"(?s)Where: sample 1: \[4\]; sample 2: \[3\].*"):
         assert_padding_ignored(model, inputs, mask=1, time_dim=-1)
+
+
+class Seq2Seq(nn.Module):
+    """An encoder over ``input_ids`` (masked attention, masked mean) and a decoder over
+    ``decoder_input_ids`` of the same length that mixes its own positions: the decoder's
+    inputs are not governed by the encoder's ``attention_mask``."""
+
+    def __init__(self, bug: str | None = None) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.bug = bug
+        self.enc = Classifier(bug)
+        self.dec = nn.Embedding(VOCAB, 3)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        decoder_input_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        pooled = self.enc(input_ids, attention_mask)  # (B, 3)
+        d = self.dec(decoder_input_ids)
+        return d + d.mean(1, keepdim=True) + pooled[:, None, :]
+
+
+def _seq2seq_inputs() -> dict[str, torch.Tensor]:
+    x = _inputs()
+    x["decoder_input_ids"] = _ids(torch.ones_like(x["input_ids"]), seed=1)
+    return x
+
+
+def test_ids_holds_the_other_inputs_as_given() -> None:
+    # by default every input with the mask's length is content: the decoder's ids (not masked
+    # by the encoder's mask) reach every decoder output and the check says where
+    with pytest.raises(AssertionError) as info:
+        assert_padding_ignored(Seq2Seq(), _seq2seq_inputs())
+    assert "content resampled: inputs['input_ids'], inputs['decoder_input_ids']" in str(info.value)
+    result = assert_padding_ignored(Seq2Seq(), _seq2seq_inputs(), ids="input_ids")
+    assert result.resampled == ("inputs['input_ids']",) and not result.matrix.any()
+    # the encoder's bug is still caught with the decoder's ids held
+    with pytest.raises(AssertionError, match=r"(?s)Where: sample 1: \[3, 4, 5\];.*resampled: inp"):
+        assert_padding_ignored(
+            Seq2Seq("pooling over padding"), _seq2seq_inputs(), ids=["input_ids"]
+        )
+
+
+def test_ids_names_positional_inputs_as_given_around_the_mask() -> None:
+    x = _seq2seq_inputs()
+    model = Seq2Seq()
+    args = (x["attention_mask"], x["decoder_input_ids"], x["input_ids"])
+
+    def positional(mask: torch.Tensor, dec: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return model(ids, mask, dec)
+
+    result = assert_padding_ignored(positional, args, mask=0, ids=2, time_dim=1)
+    assert result.resampled == ("inputs[2]",)
+    with pytest.raises(AssertionError, match=r"content resampled: inputs\[1\]\n"):
+        assert_padding_ignored(positional, args, mask=0, ids=[-2], time_dim=1)
+
+
+IDS_BAD = [
+    ("no such key", dict(ids="tokens"), ValueError, r"ids='tokens' names 'tokens', which is not"),
+    ("the mask", dict(ids="attention_mask"), ValueError, r"names the mask inputs\['attention_"),
+    ("not a name", dict(ids=1.5), TypeError, r"ids=1.5 must be None"),
+    ("a list with a float", dict(ids=["input_ids", 2.0]), TypeError, r"holds 2.0; name inputs"),
+    ("empty", dict(ids=[]), TypeError, r"ids=\[\] must be None"),
+    ("no time dim", dict(ids="labels"), ValueError, r"names inputs\['labels'\] \(shape \(4,\)\), "),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"), [r[1:] for r in IDS_BAD], ids=[r[0] for r in IDS_BAD]
+)
+def test_ids_misuse_names_the_argument_and_the_fix(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    x = _inputs()
+    x["labels"] = torch.zeros(4, dtype=torch.long)
+    with pytest.raises(error, match=match):
+        assert_padding_ignored(lambda labels=None, **kw: Classifier()(**kw), x, **kwargs)
