@@ -84,3 +84,19 @@ def test_a_cnn_is_layout_invariant(assert_layout_invariant, scale, dtype):
     ).to(dtype)
     x = (torch.randn(2, 3, 6, 6) * scale).to(dtype)
     assert assert_layout_invariant(net, x).variants == ("non-contiguous", "channels_last")
+
+
+@pytest.mark.parametrize(("scale", "dtype"), SETTINGS, ids=IDS)
+def test_bert_on_embeddings_ignores_padding_at_any_scale(assert_padding_ignored, scale, dtype):
+    # float content: the gradient reaches it directly. ids= names the content to resample;
+    # token_type_ids, of the same length, is held as given.
+    pytest.importorskip("transformers")
+    bert, batch = tiny_bert().to(dtype), padded_tokens()
+    embeds = (torch.randn(*batch["input_ids"].shape, 16) * scale).to(dtype)
+    inputs = {
+        "inputs_embeds": embeds,
+        "attention_mask": batch["attention_mask"],
+        "token_type_ids": torch.zeros_like(batch["input_ids"]),
+    }
+    result = assert_padding_ignored(bert, inputs, ids="inputs_embeds")
+    assert result.method == "grad" and result.resampled == ("inputs['inputs_embeds']",)
