@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from .._inputs import Inputs
 from .._results import Invariance
+from .._structural._padding._case import split_mask
 from ._comparison import Comparison
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +49,7 @@ def assert_padding_invariant(
     if isinstance(time_dim, bool) or not isinstance(time_dim, int):
         raise TypeError(f"time_dim={time_dim!r} must be an int (the dimension of positions).")
     ins = Inputs.of(inputs, model=model)
-    given = _mask_of(ins, mask)
+    given, _where, _rest = split_mask(ins, mask)
     if given.dim() != 2 or not -2 <= time_dim < 2:
         raise ValueError(
             f"the mask inputs[{mask!r}] has shape {tuple(given.shape)}; it must be 2-D (B, T) "
@@ -97,29 +98,3 @@ def assert_padding_invariant(
         lambda b: real_only(b, steps + extra, start),
     )
     return comparison.run([variant])
-
-
-def _mask_of(ins: Inputs, mask: Any) -> torch.Tensor:
-    """The mask tensor among the inputs (a key or an index), or a misuse error."""
-    if isinstance(mask, str) and mask in ins.kwargs:
-        value = ins.kwargs[mask]
-    elif isinstance(mask, int) and not isinstance(mask, bool) and not ins.single:
-        if not -len(ins.args) <= mask < len(ins.args):
-            raise ValueError(
-                f"mask={mask} is no index of the positional inputs ({len(ins.args)} given); "
-                "pass the mask's index, e.g. inputs=(ids, mask) and mask=1."
-            )
-        value = ins.args[mask]
-    elif isinstance(mask, str):
-        raise ValueError(
-            f"mask={mask!r} is not a key of inputs= (keys: {list(ins.kwargs)}); pass the key "
-            "that holds the attention mask, or its index for positional inputs."
-        )
-    else:
-        raise TypeError(
-            f"mask={mask!r} must be a key of dict inputs (a str) or an index of positional "
-            "inputs (an int), with the inputs holding the mask."
-        )
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"the mask inputs[{mask!r}] is a {type(value).__name__}; pass a tensor.")
-    return value

@@ -73,7 +73,7 @@ def case_of(
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name}={value!r} must be an int (a dimension of the mask).")
     ins = Inputs.of(inputs, model=model)
-    given, where, content = _split(ins, mask)
+    given, where, content = split_mask(ins, mask)
     if given.dim() != 2 or not (-2 <= batch_dim < 2 and -2 <= time_dim < 2):
         raise ValueError(
             f"the mask {label(where)} has shape {tuple(given.shape)}; it must be 2-D with "
@@ -138,8 +138,9 @@ def case_of(
     )
 
 
-def _split(ins: Inputs, mask: Any) -> tuple[torch.Tensor, str | int, Inputs]:
-    """The mask tensor, where it goes, and the other inputs."""
+def split_mask(ins: Inputs, mask: Any) -> tuple[torch.Tensor, str | int, Inputs]:
+    """The mask tensor, where it goes (a key, or a positional index normalised), and the other
+    inputs; a misuse of ``mask=`` is a ``TypeError``/``ValueError`` that names the fix."""
     if isinstance(mask, str):
         if mask not in ins.kwargs:
             keys = list(ins.kwargs) or "none: the inputs are positional"
