@@ -247,7 +247,7 @@ def language_model(
     real = _real_positions(batch, seq_len, padding, gen)
     inputs = _masked(_padded(tokens[:, :-1], real, padding, fill=0), real)
     targets = _padded(tokens[:, 1:], real, padding, fill=-100)
-    fields["options"] = _baseline_keeps_the_mask(options)
+    fields["options"] = _constant_baseline(options)
     return RecipeSpec(inputs, targets, torch.nn.CrossEntropyLoss(), **fields)
 
 
@@ -271,8 +271,9 @@ def sequence_classification(
     each at least half of ``seq_len``, one sequence or more full length and one or more
     shorter; a sequence keeps the first tokens of the unpadded spec's, and its padded
     positions, after them (``"right"``) or before them (``"left"``), hold token 0. The
-    baseline step zeroes ``input_ids`` only (``options={"baseline": {"zero": ["input_ids"]}}``):
-    an all-zero mask would leave no real position.
+    baseline step trains on token 0 everywhere with every position real, the same input for
+    every sample (``options={"baseline": {"zero": {"input_ids": 0, "attention_mask": 1}}}``):
+    an all-zero mask would leave no real position, the real one would tell the lengths apart.
     """
     import torch
 
@@ -285,7 +286,7 @@ def sequence_classification(
         return RecipeSpec(tokens, labels, torch.nn.CrossEntropyLoss(), **fields)
     real = _real_positions(batch, seq_len, padding, gen)
     options = {k: dict(v) for k, v in (fields.pop("options", None) or {}).items()}
-    fields["options"] = _baseline_keeps_the_mask(options)
+    fields["options"] = _constant_baseline(options)
     inputs = _masked(_padded(tokens, real, padding, fill=0), real)
     return RecipeSpec(inputs, labels, torch.nn.CrossEntropyLoss(), **fields)
 
@@ -378,10 +379,12 @@ def _masked(ids: Any, real: Any) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": real.to(torch.int64)}
 
 
-def _baseline_keeps_the_mask(options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The baseline step zeroes the token ids only (unless the user says otherwise): an
-    all-zero ``attention_mask`` would leave no real position to read."""
-    options.setdefault("baseline", {}).setdefault("zero", ["input_ids"])
+def _constant_baseline(options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The baseline step's input-independent inputs (unless the user chose them): token 0
+    everywhere and every position real, the same for every sample. Zeroing the mask would
+    leave no real position to read; keeping it would tell sequences of different lengths
+    apart, which a model with positions learns from."""
+    options.setdefault("baseline", {}).setdefault("zero", {"input_ids": 0, "attention_mask": 1})
     return options
 
 

@@ -13,6 +13,8 @@ from torch import nn
 from pytest_nnrecipe import check_recipe, specs
 
 VOCAB, SEQ_LEN = 16, 6
+#: What the padded specs' baseline step trains on: token 0 everywhere, every position real.
+BLANK = {"input_ids": 0, "attention_mask": 1}
 
 
 class MaskedAttentionClassifier(nn.Module):
@@ -175,7 +177,7 @@ def test_the_padded_lm_batch_keeps_the_real_tokens_and_ignores_the_padded_target
     assert len(set(first.tolist())) == len(first)
     assert padded.time_dim == 1
     assert padded.options["init_loss"] == {"expected": "uniform"}
-    assert padded.options["baseline"] == {"zero": ["input_ids"]}
+    assert padded.options["baseline"] == {"zero": BLANK}
 
 
 def test_the_padded_classification_batch_keeps_the_labels_and_the_real_tokens() -> None:
@@ -185,7 +187,7 @@ def test_the_padded_classification_batch_keeps_the_labels_and_the_real_tokens() 
     for b, n in enumerate(real.sum(1).tolist()):
         assert torch.equal(ids[b, SEQ_LEN - n :], plain.inputs[b, :n])
     assert padded.time_dim is None
-    assert padded.options == {"baseline": {"zero": ["input_ids"]}}
+    assert padded.options == {"baseline": {"zero": BLANK}}
 
 
 def test_the_users_options_are_kept_next_to_the_baselines_zero() -> None:
@@ -193,7 +195,7 @@ def test_the_users_options_are_kept_next_to_the_baselines_zero() -> None:
     spec = _lm("right", options=mine)
     assert spec.options == {
         "overfit": {"max_steps": 300},
-        "baseline": {"steps": 50, "zero": ["input_ids"]},
+        "baseline": {"steps": 50, "zero": BLANK},
         "init_loss": {"expected": "uniform"},
     }
     assert mine == {"overfit": {"max_steps": 300}, "baseline": {"steps": 50}}  # not changed
