@@ -56,7 +56,8 @@ def test_a_tiny_causal_lm_passes_every_step(make_model: object) -> None:
     assert set(skipped.values()) == {"skipped"}, str(result)  # no optimizer=, scheduler=, mask
     assert set(verdicts.values()) == {"passed"} and "deterministic" in verdicts, str(result)
     assert re.fullmatch(
-        r"init loss 4\.\d\d vs 4\.16 expected \(at least \d\.\d\d\)", result["init_loss"].figure
+        r"init loss 4\.\d\d vs 4\.16 expected \(at (least|most) \d\.\d\d\)",
+        result["init_loss"].figure,
     )
     assert result["inputs_used"].figure == "1 of 1 inputs used"
     assert result["causal"].figure == "0 of 66 pairs leak"
