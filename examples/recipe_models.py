@@ -50,25 +50,48 @@ class SmallCNN(nn.Module):
 
 
 class TinyLM(nn.Module):
-    """A 2-layer transformer language model over token ids: (B, T) -> (B, T, vocab) logits.
-    ``causal=False`` drops the attention mask, so every position reads the future."""
+    """A 2-layer transformer language model over token ids: (B, T) -> (B, T, vocab) logits,
+    with an optional Hugging Face style ``attention_mask`` (1 at real tokens, 0 at padding).
+    ``causal=False`` drops the causal mask, so every position reads the future;
+    ``ignore_padding=True`` takes the attention mask and never uses it, so under left padding
+    the real tokens read the padding before them."""
 
-    def __init__(self, vocab: int = VOCAB, width: int = 32, *, causal: bool = True) -> None:
+    def __init__(
+        self,
+        vocab: int = VOCAB,
+        width: int = 32,
+        *,
+        causal: bool = True,
+        ignore_padding: bool = False,
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, width)
         self.position = nn.Parameter(torch.randn(64, width) * 0.02)
+        self.heads = 2
         layer = nn.TransformerEncoderLayer(
-            width, nhead=2, dim_feedforward=64, dropout=0.0, batch_first=True
+            width, nhead=self.heads, dim_feedforward=64, dropout=0.0, batch_first=True
         )
         self.blocks = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
         self.head = nn.Linear(width, vocab)
         self.causal = causal
+        self.ignore_padding = ignore_padding
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        t = tokens.shape[1]
-        h = self.embed(tokens) + self.position[:t]
-        mask = nn.Transformer.generate_square_subsequent_mask(t) if self.causal else None
-        return self.head(self.blocks(h, mask=mask, is_causal=self.causal))
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        t = input_ids.shape[1]
+        h = self.embed(input_ids) + self.position[:t]
+        if not self.causal:
+            return self.head(self.blocks(h))
+        if attention_mask is None or self.ignore_padding:
+            causal = nn.Transformer.generate_square_subsequent_mask(t)
+            return self.head(self.blocks(h, mask=causal, is_causal=True))
+        # Blocked (True): later keys, and padded keys other than the query itself (a padded
+        # query under left padding would see no key at all: a softmax over nothing, NaN).
+        later = torch.ones(t, t, dtype=torch.bool).triu(1)
+        padded = (attention_mask == 0)[:, None, :] & ~torch.eye(t, dtype=torch.bool)
+        blocked = (later | padded).repeat_interleave(self.heads, dim=0)  # (B * heads, T, T)
+        return self.head(self.blocks(h, mask=blocked))
 
 
 @specs.declare(specs.classification(features=8, classes=4))

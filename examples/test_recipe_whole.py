@@ -19,6 +19,9 @@ from pytest_nnrecipe import specs
 
 IMAGES = specs.image_classification(channels=1, size=8, classes=4, batch=8)
 TOKENS = specs.language_model(vocab_size=VOCAB, seq_len=SEQ_LEN)
+# The same tokens, left-padded to varied lengths: {"input_ids", "attention_mask"} inputs, the
+# targets at padding -100 (ignored by the loss), so the padding step runs too.
+PADDED = specs.language_model(vocab_size=VOCAB, seq_len=SEQ_LEN, padding="left")
 
 
 def test_the_whole_recipe_passes_on_a_small_cnn(nn_recipe):
@@ -31,11 +34,23 @@ def test_the_whole_recipe_passes_on_a_small_cnn(nn_recipe):
 def test_the_whole_recipe_passes_on_a_small_transformer_lm(nn_recipe):
     cosine = lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=10_000)  # noqa: E731
     adam = lambda params: torch.optim.Adam(params, lr=1e-2)  # noqa: E731
-    result = nn_recipe(make_lm, **TOKENS, optimizer=adam, scheduler=cosine, total_steps=10_000)
-    # optimizer= runs its step too; the padding step needs an attention mask, which TOKENS lacks
-    assert [s.name for s in result.steps if not s.passed] == ["padding"], result
-    assert result["padding"].verdict == "skipped"
+    result = nn_recipe(make_lm, **PADDED, optimizer=adam, scheduler=cosine, total_steps=10_000)
+    # optimizer= and scheduler= run their steps too, the padded spec the padding step: all 12
+    assert [s.verdict for s in result.steps] == ["passed"] * 12, result
     assert result["causal"].figure == f"0 of {SEQ_LEN * (SEQ_LEN - 1) // 2} pairs leak"
+    padded = int((PADDED["inputs"]["attention_mask"] == 0).sum())
+    assert result["padding"].figure == f"0 of {padded} padded positions leak"
+
+
+def test_an_lm_that_never_uses_its_attention_mask_fails_the_padding_step(nn_recipe):
+    # Under left padding the real tokens come after the padding: without the mask the
+    # attention reads it. (Under right padding causality alone would keep it out.)
+    with pytest.raises(AssertionError) as failed:
+        nn_recipe(lambda: TinyLM(ignore_padding=True), **PADDED, checks=["causal", "padding"])
+    message = str(failed.value)
+    assert re.search(r"causal\s+passed", message)
+    assert re.search(r"padding\s+failed .* padded positions leak, e\.g\. sample \d", message)
+    assert "depends on the content of padded position" in message
 
 
 def test_a_view_that_mixes_the_batch_fails_the_recipe_at_batch_independence(nn_recipe):

@@ -10,6 +10,9 @@ own seeded generator (the same batch in every process, whatever ran before)::
 
     check_recipe(make_cnn, **specs.image_classification(channels=3, size=16, classes=10))
 
+The token builders take ``padding="right"`` or ``"left"`` for a padded batch: dict inputs
+``{"input_ids": ..., "attention_mask": ...}``, on which the recipe's padding step runs.
+
 For ``pytest --nn-model module:factory`` (no test file) declare the spec next to the factory::
 
     @specs.declare(specs.language_model(vocab_size=64, seq_len=12))
@@ -192,7 +195,13 @@ def image_classification(
 
 
 def language_model(
-    *, vocab_size: int, seq_len: int, batch: int = 4, seed: int = 0, **fields: Any
+    *,
+    vocab_size: int,
+    seq_len: int,
+    batch: int = 4,
+    seed: int = 0,
+    padding: str | None = None,
+    **fields: Any,
 ) -> RecipeSpec:
     """Token-level language modelling (causal): token ids ``(batch, seq_len)`` in, the next
     token at every position as targets, cross-entropy on ``(batch, seq_len, vocab_size)``
@@ -205,10 +214,21 @@ def language_model(
     and LLaMA's, can reach). A few dozen target tokens cover too little of the vocabulary for
     their own prior to be what the model can know. (The derived default would pass too —
     ``assert_init_loss`` allows for a prior estimated from fewer targets than classes.)
+
+    ``padding="right"`` or ``"left"``: a padded batch, so the recipe's padding step runs
+    (``None``, the default: every sequence full length, ``inputs`` a tensor). ``inputs``
+    becomes ``{"input_ids": ids, "attention_mask": mask}`` (Hugging Face's keywords; the mask
+    int64, 1 at real positions); the lengths and the baseline step's ``zero=`` as in
+    :func:`sequence_classification`. The real tokens of each sequence are the first ones of
+    the unpadded spec's, so the first real token still differs between sequences (left
+    padding moves it off position 0); padded positions hold token 0 and the target ``-100``,
+    which ``nn.CrossEntropyLoss`` ignores. A causal model that masks the padded keys passes
+    every step; position ids may stay ``0..seq_len-1`` under left padding.
     """
     import torch
 
     _sizes(vocab_size=vocab_size, seq_len=seq_len, batch=batch)
+    _check_padding(padding, seq_len)
     if batch > vocab_size:
         raise ValueError(
             f"batch={batch} > vocab_size={vocab_size}: every sequence starts with a different "
@@ -221,8 +241,14 @@ def language_model(
     fields.setdefault("loss_output", logits_for_cross_entropy)
     options = {k: dict(v) for k, v in (fields.pop("options", None) or {}).items()}
     options.setdefault("init_loss", {}).setdefault("expected", "uniform")
-    fields["options"] = options
-    return RecipeSpec(tokens[:, :-1], tokens[:, 1:], torch.nn.CrossEntropyLoss(), **fields)
+    if padding is None:
+        fields["options"] = options
+        return RecipeSpec(tokens[:, :-1], tokens[:, 1:], torch.nn.CrossEntropyLoss(), **fields)
+    real = _real_positions(batch, seq_len, padding, gen)
+    inputs = _masked(_padded(tokens[:, :-1], real, padding, fill=0), real)
+    targets = _padded(tokens[:, 1:], real, padding, fill=-100)
+    fields["options"] = _constant_baseline(options)
+    return RecipeSpec(inputs, targets, torch.nn.CrossEntropyLoss(), **fields)
 
 
 def sequence_classification(
@@ -232,17 +258,37 @@ def sequence_classification(
     classes: int,
     batch: int = 8,
     seed: int = 0,
+    padding: str | None = None,
     **fields: Any,
 ) -> RecipeSpec:
     """Token ids ``(batch, seq_len)``, one balanced label per sequence; cross-entropy on
-    ``(batch, classes)`` logits. Not causal (the label reads the whole sequence)."""
+    ``(batch, classes)`` logits. Not causal (the label reads the whole sequence).
+
+    ``padding="right"`` or ``"left"``: a padded batch, so the recipe's padding step runs
+    (``None``, the default: every sequence full length, ``inputs`` a tensor). ``inputs``
+    becomes ``{"input_ids": ids, "attention_mask": mask}``, the keywords of a Hugging Face
+    model (the mask int64, 1 at real positions, 0 at padding). The real lengths are seeded:
+    each at least half of ``seq_len``, one sequence or more full length and one or more
+    shorter; a sequence keeps the first tokens of the unpadded spec's, and its padded
+    positions, after them (``"right"``) or before them (``"left"``), hold token 0. The
+    baseline step trains on token 0 everywhere with every position real, the same input for
+    every sample (``options={"baseline": {"zero": {"input_ids": 0, "attention_mask": 1}}}``):
+    an all-zero mask would leave no real position, the real one would tell the lengths apart.
+    """
     import torch
 
     _sizes(vocab_size=vocab_size, seq_len=seq_len, classes=classes, batch=batch)
+    _check_padding(padding, seq_len)
     gen = _generator(seed)
     tokens = torch.randint(vocab_size, (batch, seq_len), generator=gen)
     labels = _balanced(batch, classes, gen)
-    return RecipeSpec(tokens, labels, torch.nn.CrossEntropyLoss(), **fields)
+    if padding is None:
+        return RecipeSpec(tokens, labels, torch.nn.CrossEntropyLoss(), **fields)
+    real = _real_positions(batch, seq_len, padding, gen)
+    options = {k: dict(v) for k, v in (fields.pop("options", None) or {}).items()}
+    fields["options"] = _constant_baseline(options)
+    inputs = _masked(_padded(tokens, real, padding, fill=0), real)
+    return RecipeSpec(inputs, labels, torch.nn.CrossEntropyLoss(), **fields)
 
 
 def regression(
@@ -273,6 +319,73 @@ def logits_for_cross_entropy(out: Any) -> Any:
             f"shape {tuple(logits.shape)}. Pass loss_output= to pick or reshape them."
         )
     return logits.transpose(1, 2)
+
+
+#: The values of the builders' ``padding=`` besides ``None``.
+_SIDES = ("right", "left")
+
+
+def _check_padding(padding: Any, seq_len: int) -> None:
+    if padding is None:
+        return
+    if not isinstance(padding, str):
+        raise TypeError(
+            f"padding={padding!r} must be None (no padding), 'right' or 'left' (the side of "
+            "each sequence that holds its padding)."
+        )
+    if padding not in _SIDES:
+        raise ValueError(
+            f"padding={padding!r}: pass None (no padding), 'right' (padding after the real "
+            "tokens) or 'left' (before them)."
+        )
+    if seq_len < 2:
+        raise ValueError(
+            f"padding={padding!r} needs seq_len >= 2 (one sequence shorter than another); "
+            f"got seq_len={seq_len}."
+        )
+
+
+def _real_positions(batch: int, seq_len: int, padding: str, gen: Any) -> Any:
+    """Seeded lengths as a ``(batch, seq_len)`` bool mask of the real positions: each at least
+    half of ``seq_len``, one full-length sequence or more and one shorter or more."""
+    import torch
+
+    low = (seq_len + 1) // 2
+    lengths = torch.randint(low, seq_len + 1, (batch,), generator=gen)
+    first, second = torch.randperm(batch, generator=gen)[:2].tolist()
+    lengths[first] = seq_len
+    lengths[second] = int(torch.randint(low, seq_len, (1,), generator=gen))
+    positions = torch.arange(seq_len)
+    if padding == "right":
+        return positions < lengths[:, None]
+    return positions >= (seq_len - lengths)[:, None]
+
+
+def _padded(tokens: Any, real: Any, padding: str, *, fill: int) -> Any:
+    """Each row's first entries of ``tokens`` at its real positions, ``fill`` at the others."""
+    import torch
+
+    seq_len = real.shape[1]
+    if padding == "left":  # row b's first tokens move right by its padding, seq_len - length
+        shift = (seq_len - real.sum(1))[:, None]
+        tokens = tokens.gather(1, (torch.arange(seq_len) - shift) % seq_len)
+    return tokens.masked_fill(~real, fill)
+
+
+def _masked(ids: Any, real: Any) -> dict[str, Any]:
+    """Hugging Face's keyword inputs: the ids and the int64 ``attention_mask``."""
+    import torch
+
+    return {"input_ids": ids, "attention_mask": real.to(torch.int64)}
+
+
+def _constant_baseline(options: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The baseline step's input-independent inputs (unless the user chose them): token 0
+    everywhere and every position real, the same for every sample. Zeroing the mask would
+    leave no real position to read; keeping it would tell sequences of different lengths
+    apart, which a model with positions learns from."""
+    options.setdefault("baseline", {}).setdefault("zero", {"input_ids": 0, "attention_mask": 1})
+    return options
 
 
 def _generator(seed: int) -> Any:

@@ -234,6 +234,22 @@ CASES = [
         r"zero=\['ids'\]: 'ids' names no input tensor",
     ),
     (
+        "zero-mapping-to-a-string",
+        lambda: assert_beats_input_independent_baseline(
+            net(), X, Y, nn.CrossEntropyLoss(), zero={"inputs[0]": "0"}
+        ),
+        TypeError,
+        r"zero=\{'inputs\[0\]': '0'\}: a dict maps input names to the number that replaces",
+    ),
+    (
+        "zero-mapping-naming-no-input",
+        lambda: assert_beats_input_independent_baseline(
+            net(), X, Y, nn.CrossEntropyLoss(), zero={"ids": 0}
+        ),
+        ValueError,
+        r"zero=\{'ids': 0\}: 'ids' names no input tensor",
+    ),
+    (
         "schedule-without-optimizer",
         lambda: assert_lr_schedule(net(), torch.optim.lr_scheduler.StepLR(sgd(), 10), 100),
         TypeError,

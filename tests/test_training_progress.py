@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -116,6 +118,45 @@ def test_token_ids_are_zeroed_and_zero_selects_the_inputs():
             nn.CrossEntropyLoss(),
             steps=40,
             zero="input_ids",
+        )
+
+
+class LengthModel(nn.Module):
+    """Reads the attention mask only: the mean of learned position vectors over the real
+    positions, so it tells sequences of different lengths apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.position = nn.Parameter(torch.randn(6, 16))
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, input_ids, attention_mask):
+        real = attention_mask.unsqueeze(-1).float()
+        return self.head((self.position * real).sum(1) / real.sum(1))
+
+
+def test_zero_maps_inputs_to_constants_so_a_mask_can_mark_every_position_real():
+    mask = (torch.arange(6) < torch.tensor([3, 4, 5, 6])[:, None]).long()  # lengths 3..6
+    inputs = {"input_ids": torch.randint(1, 16, (4, 6)), "attention_mask": mask}
+    y = torch.arange(4)  # one label per length: the mask alone gives the answer
+    # The mask kept, the baseline reads the lengths as well as the real run does...
+    with pytest.raises(AssertionError, match=r"zeroed inputs \(inputs\['input_ids'\]\)"):
+        assert_beats_input_independent_baseline(
+            LengthModel(), inputs, y, nn.CrossEntropyLoss(), steps=60, zero=["input_ids"]
+        )
+    # ... every position real, it sees one input for all samples and the real run wins.
+    blank = {"input_ids": 0, "attention_mask": 1}
+    result = assert_beats_input_independent_baseline(
+        LengthModel(), inputs, y, nn.CrossEntropyLoss(), steps=60, zero=blank
+    )
+    assert result.baseline_final == pytest.approx(math.log(4), abs=0.02)  # a constant's best
+    assert torch.equal(inputs["attention_mask"], mask)  # the user's mask is left as it was
+    with pytest.raises(
+        AssertionError,
+        match=r"zeroed inputs \(inputs\['attention_mask'\] set to 1, inputs\['input_ids'\]\)",
+    ):
+        assert_beats_input_independent_baseline(
+            TokenModel(use_ids=False), inputs, y, nn.CrossEntropyLoss(), steps=40, zero=blank
         )
 
 

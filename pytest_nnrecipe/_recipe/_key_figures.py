@@ -132,6 +132,15 @@ def _figure(name: str, result: Any, record: CheckRecord | None) -> str:
             rows, cols = bad.nonzero()
             first = f", e.g. {record.unit} {rows[0]} <- {cols[0]}" if len(rows) else ""
             return f"{int(bad.sum())} of {total} pairs {verb}{first}"
+    elif name == "padding":
+        if result is not None:
+            return f"0 of {result.padded} padded positions leak"
+        if isinstance(record, DependencyRecord):
+            leaks = record.matrix & ~record.allowed  # (sample, position): padded and leaking
+            samples, positions = leaks.nonzero()
+            first = f", e.g. sample {samples[0]} position {positions[0]}" if len(samples) else ""
+            total = int((~record.allowed).sum())
+            return f"{int(leaks.sum())} of {total} padded positions leak{first}"
     elif name == "lr_schedule":
         if result is not None:
             return (

@@ -12,7 +12,10 @@ Both train copies with the shared loop (``_fit.train``) under the test's seed.
   integer tensors (token ids) become all-zero ids, i.e. every position is token 0; boolean
   tensors (masks) stay as they are. ``zero=`` names the arguments to zero instead (labels as
   in messages, ``inputs[0]``, or keyword names such as ``"input_ids"``) — use it to leave an
-  integer ``attention_mask`` alone. Each run's level is the mean of its last tenth; the real
+  integer ``attention_mask`` alone — or maps them to the constant that replaces them:
+  ``{"input_ids": 0, "attention_mask": 1}`` marks every position real, so the baseline sees
+  the same input for every sample (a kept mask tells sequences of different lengths apart,
+  which a model with positions can learn from). Each run's level is the mean of its last tenth; the real
   run must close at least half the distance (``margin=0.5``) between the zeroed run and the
   lowest achievable loss (0 for an unknown loss): ``real - floor <= margin * (zeroed - floor)``.
 
@@ -27,7 +30,7 @@ fifth (its standard deviation relative to the loss at step 0) when that is wider
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -133,7 +136,7 @@ def assert_beats_input_independent_baseline(
     *,
     steps: int = 100,
     margin: float = 0.5,
-    zero: Sequence[str] | None = None,
+    zero: Sequence[str] | Mapping[str, float] | None = None,
     optimizer: OptimizerFactory | None = None,
     output: OutputSelector = None,
     msg: str | None = None,
@@ -154,7 +157,8 @@ def assert_beats_input_independent_baseline(
                 f"with zeroed inputs ({', '.join(names)}) the loss at step 0 is non-finite, while "
                 "the real inputs give a finite one: the model cannot run on all-zero inputs "
                 "(a zeroed integer attention mask, a division by the input's norm?). Pass zero= "
-                "to choose the inputs to zero, e.g. zero=['input_ids']."
+                "to choose the inputs to zero, e.g. zero=['input_ids'], or the constants that "
+                "replace them, e.g. zero={'input_ids': 0, 'attention_mask': 1}."
             ) from exc
     floor = _floor(problem, real)
     final, base = _fit.settle(real.losses), _fit.settle(blind.losses)
@@ -259,30 +263,54 @@ def _floor(problem: _fit.Problem, run: _fit.Run) -> float:
     return 0.0 if floor is None else floor
 
 
-def _zeroed(problem: _fit.Problem, zero: Sequence[str] | None) -> tuple[Any, list[str]]:
-    """The inputs with the chosen tensors zeroed, and the labels of those tensors."""
+def _zeroed(
+    problem: _fit.Problem, zero: Sequence[str] | Mapping[str, float] | None
+) -> tuple[Any, list[str]]:
+    """The inputs with the chosen tensors replaced by a constant (zero unless ``zero=`` maps
+    them to another), and the labels of those tensors (with the constant when not zero)."""
     labels = [label for label, _t in problem.inputs.tensors()]
+    fills: dict[str, float] = {}
+    if isinstance(zero, str):
+        zero = [zero]
     if zero is not None:
-        if isinstance(zero, str):
-            zero = [zero]
-        wanted = set()
-        for name in zero:
+        chosen = _fill_values(zero)
+        for name, value in chosen.items():
             match = [lab for lab in labels if lab in (name, f"inputs[{name!r}]")]
             if not match:
                 raise ValueError(
-                    f"zero={list(zero)!r}: {name!r} names no input tensor; the tensors are "
+                    f"zero={_shown(zero)}: {name!r} names no input tensor; the tensors are "
                     f"{labels}."
                 )
-            wanted.update(match)
+            fills.update(dict.fromkeys(match, value))
     else:
-        wanted = {lab for lab, t in problem.inputs.tensors() if t.dtype != torch.bool}
-    if not wanted:
+        fills = {lab: 0 for lab, t in problem.inputs.tensors() if t.dtype != torch.bool}
+    if not fills:
         raise ValueError(
             "inputs= holds no float or integer tensor to zero; pass zero= to name the inputs "
             "to replace with zeros."
         )
 
     def blank(label: str, t: Any) -> Any:
-        return torch.zeros_like(t) if label in wanted else t
+        return torch.full_like(t, fills[label]) if label in fills else t
 
-    return problem.inputs.map(blank), sorted(wanted)
+    names = sorted(lab if fills[lab] == 0 else f"{lab} set to {fills[lab]}" for lab in fills)
+    return problem.inputs.map(blank), names
+
+
+def _fill_values(zero: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """``zero=`` as names -> constant; ``TypeError`` naming what is wrong."""
+    if isinstance(zero, Mapping):
+        bad = {
+            k: v for k, v in zero.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+        }
+        if bad or not all(isinstance(k, str) for k in zero):
+            raise TypeError(
+                f"zero={_shown(zero)}: a dict maps input names to the number that replaces "
+                "them, e.g. zero={'input_ids': 0, 'attention_mask': 1}."
+            )
+        return dict(zero)
+    return dict.fromkeys(zero, 0)
+
+
+def _shown(zero: Any) -> str:
+    return repr(dict(zero)) if isinstance(zero, Mapping) else repr(list(zero))
