@@ -6,15 +6,18 @@ seed, moved to the inputs' device), so no step sees what another did to its mode
 ====  ==============  ===========================================  ============================
   #   step            check                                        applies when
 ====  ==============  ===========================================  ============================
-  1   deterministic   assert_deterministic                         always
-  2   init_loss       assert_init_loss                             always
-  3   params_update   assert_params_update                         always
-  4   loss_decreases  assert_loss_decreases                        always
-  5   baseline        assert_beats_input_independent_baseline      always
-  6   overfit         assert_can_overfit                           always
-  7   batch_mixing    assert_no_batch_mixing                       a batch of 2 or more
-  8   causal          assert_causal                                ``time_dim=`` is given
-  9   lr_schedule     assert_lr_schedule                           ``scheduler=`` is given
+  1   inputs_used     assert_inputs_used                           always
+  2   optimizer       assert_optimizer_covers                      ``optimizer=`` is given
+  3   deterministic   assert_deterministic                         always
+  4   init_loss       assert_init_loss                             always
+  5   params_update   assert_params_update                         always
+  6   loss_decreases  assert_loss_decreases                        always
+  7   baseline        assert_beats_input_independent_baseline      always
+  8   overfit         assert_can_overfit                           always
+  9   batch_mixing    assert_no_batch_mixing                       a batch of 2 or more
+ 10   causal          assert_causal                                ``time_dim=`` is given
+ 11   padding         assert_padding_ignored                       dict inputs, a padded mask
+ 12   lr_schedule     assert_lr_schedule                           ``scheduler=`` is given
 ====  ==============  ===========================================  ============================
 
 Every step runs, whatever the others do; the result (or the failure) carries the table of all
